@@ -1,0 +1,3 @@
+from llamaserve.cli import main
+
+main()

@@ -1,0 +1,274 @@
+"""llama.cpp's native routes: /completion, /tokenize, /detokenize, /props, /slots, /models, /health."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, AsyncIterator
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from llamaserve.api.bridge import ClientGone, EngineBridge, raise_if_error
+from llamaserve.api.errors import as_server_error, error_body
+from llamaserve.api.sse import json_response, sse_data, sse_response
+from llamaserve.config import Config
+from llamaserve.engine import Result, Task
+from llamaserve.errors import InvalidRequest, NotSupported
+from llamaserve.protocol import native
+
+router = APIRouter()
+
+
+def _bridge(request: Request) -> EngineBridge:
+    return request.app.state.bridge
+
+
+def _config(request: Request) -> Config:
+    return request.app.state.config
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"invalid JSON in request body: {exc}") from None
+
+
+def note(request: Request, **fields: Any) -> None:
+    """Facts for the one log line of this request (see api/app.py)."""
+    request.scope.setdefault("llamaserve.log", {}).update(fields)
+
+
+@router.get("/health")
+@router.get("/v1/health")
+async def health(request: Request) -> Response:
+    _bridge(request).model  # raises 503 while loading
+    return json_response({"status": "ok"})
+
+
+@router.post("/completion")
+@router.post("/completions")
+async def completion(request: Request) -> Response:
+    bridge = _bridge(request)
+    config = _config(request)
+    model = bridge.model
+    req = native.parse_request(await read_json(request))
+
+    def tokenize(text: str, add_special: bool) -> list[int]:
+        return model.tokenize(text, add_special=add_special, parse_special=True)
+
+    prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
+    tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab)
+    alias = config.model_alias
+    if req.stream:
+        return sse_response(_stream(request, bridge, tasks, req, alias))
+
+    finals: dict[int, Result] = {}
+    try:
+        async for r in bridge.run(request, tasks):
+            if r.done:
+                raise_if_error(r)
+                finals[r.task.index] = r
+    except ClientGone:
+        return Response(status_code=499)
+    out = [
+        native.final_json(finals[t.index], alias, model.detokenize(t.prompt, special=True), req.return_tokens, req.response_fields)
+        for t in tasks
+    ]
+    _note_results(request, finals.values())
+    return json_response(out[0] if len(out) == 1 else out)
+
+
+async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
+    model = bridge.model
+    finals = []
+    try:
+        async for r in bridge.run(request, tasks):
+            if r.error is not None:
+                yield sse_data(error_body(as_server_error(r.error)))
+                continue
+            if r.done:
+                finals.append(r)
+                if r.text or r.probs:
+                    yield sse_data(native.partial_json(r, True))
+                    r.text, r.probs = "", []
+                yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
+            else:
+                yield sse_data(native.partial_json(r, True))
+    except ClientGone:
+        return
+    finally:
+        _note_results(request, finals)
+
+
+def _note_results(request: Request, results) -> None:
+    results = list(results)
+    if results:
+        note(
+            request,
+            prompt=sum(r.n_prompt for r in results),
+            cached=sum(r.timings.cache_n for r in results if r.timings),
+            predicted=sum(r.n_decoded for r in results),
+            stop=",".join(r.stop_type for r in results),
+        )
+
+
+# --- tokenizer ---
+
+@router.post("/tokenize")
+async def tokenize(request: Request) -> Response:
+    model = _bridge(request).model
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    content = body.get("content", "")
+    add_special = body.get("add_special", False)
+    parse_special = body.get("parse_special", True)
+    with_pieces = body.get("with_pieces", False)
+    for name, value in (("add_special", add_special), ("parse_special", parse_special), ("with_pieces", with_pieces)):
+        if not isinstance(value, bool):
+            raise InvalidRequest(f'"{name}" must be a boolean')
+
+    def tok(text: str, first: bool) -> list[int]:
+        return model.tokenize(text, add_special=add_special and first, parse_special=parse_special)
+
+    if isinstance(content, str):
+        tokens = tok(content, True)
+    elif isinstance(content, list):
+        tokens = native.tokenize_mixed(content, tok)
+    else:
+        raise InvalidRequest('"content" must be a string or an array of tokens and strings')
+    if not with_pieces:
+        return json_response({"tokens": tokens})
+    out = []
+    for t in tokens:
+        piece = model.piece(t, special=True) if model.valid_token(t) else b""
+        try:
+            out.append({"id": t, "piece": piece.decode("utf-8")})
+        except UnicodeDecodeError:
+            out.append({"id": t, "piece": list(piece)})
+    return json_response({"tokens": out})
+
+
+@router.post("/detokenize")
+async def detokenize(request: Request) -> Response:
+    model = _bridge(request).model
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    tokens = body.get("tokens", [])
+    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+        raise InvalidRequest('"tokens" must be an array of token ids')
+    bad = [t for t in tokens if not model.valid_token(t)]
+    if bad:
+        raise InvalidRequest(f"invalid token id {bad[0]} (vocabulary has {model.n_vocab} tokens)")
+    return json_response({"content": model.detokenize(tokens, special=True)})
+
+
+# --- server state ---
+
+def _metrics_settings(config: Config) -> dict[str, Any]:
+    task = native.build_tasks(native.CompletionRequest(prompt=""), [[0]], config.sampling, lambda s, a: [], 1)[0]
+    settings = native.generation_settings(task, config.model_alias)
+    for key in ("dry_sequence_breakers", "stop", "logit_bias", "grammar"):
+        settings.pop(key, None)
+    return settings
+
+
+@router.get("/props")
+async def props(request: Request) -> Response:
+    bridge = _bridge(request)
+    config = _config(request)
+    model = bridge.model
+    info = model.info
+    return json_response({
+        "default_generation_settings": {"params": _metrics_settings(config), "n_ctx": model.n_ctx_slot},
+        "total_slots": config.slots,
+        "model_alias": config.model_alias,
+        "model_path": info.path,
+        "modalities": {"vision": False, "video": False, "audio": False},
+        "endpoint_slots": config.endpoint_slots,
+        "endpoint_props": False,
+        "endpoint_metrics": False,
+        "chat_template": info.chat_template,
+        "bos_token": model.piece(info.bos, special=True).decode("utf-8", "replace") if info.bos >= 0 else "",
+        "eos_token": model.piece(info.eos, special=True).decode("utf-8", "replace") if info.eos >= 0 else "",
+        "build_info": "llamaserve",
+        "is_sleeping": False,
+    })
+
+
+@router.post("/props")
+async def set_props(request: Request) -> Response:
+    raise NotSupported("This server does not support changing global properties. Start it with `--props`")
+
+
+@router.get("/slots")
+async def slots(request: Request) -> Response:
+    config = _config(request)
+    if not config.endpoint_slots:
+        raise NotSupported("This server does not support slots endpoint. Start it with `--slots`")
+    bridge = _bridge(request)
+    bridge.model
+    out = []
+    fail_on_no_slot = request.query_params.get("fail_on_no_slot") in ("1", "true")
+    for s in bridge.scheduler.slots:
+        task = s.task
+        entry: dict[str, Any] = {"id": s.id, "n_ctx": s.n_ctx, "speculative": False, "is_processing": task is not None}
+        if task is not None:
+            entry.update({
+                "id_task": task.id,
+                "n_prompt_tokens": s.n_prompt,
+                "n_prompt_tokens_cache": s.n_cached,
+                "params": native.generation_settings(task, config.model_alias),
+                "next_token": [{
+                    "has_next_token": True,
+                    "has_new_line": s.has_new_line,
+                    "n_remain": task.n_predict - s.n_decoded if task.n_predict >= 0 else -1,
+                    "n_decoded": s.n_decoded,
+                }],
+            })
+        else:
+            entry["n_cached_tokens"] = s.n_past
+        out.append(entry)
+    if fail_on_no_slot and all(e["is_processing"] for e in out):
+        from llamaserve.errors import Unavailable
+
+        raise Unavailable("no slot available")
+    return json_response(out)
+
+
+@router.get("/models")
+@router.get("/v1/models")
+async def models(request: Request) -> Response:
+    config = _config(request)
+    bridge = _bridge(request)
+    model = bridge.scheduler.model if bridge.scheduler.ready.is_set() else None
+    alias = config.model_alias
+    meta = None
+    if model is not None:
+        info = model.info
+        meta = {
+            "vocab_type": 2,
+            "n_vocab": info.n_vocab,
+            "n_ctx": model.n_ctx_slot,
+            "n_ctx_train": info.n_ctx_train,
+            "n_embd": info.n_embd,
+            "n_params": info.n_params,
+            "size": info.size,
+        }
+    return json_response({
+        "models": [{
+            "name": alias, "model": alias, "modified_at": "", "size": "", "digest": "", "type": "model",
+            "description": "", "tags": [""], "capabilities": ["completion"], "parameters": "",
+            "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],
+                        "parameter_size": "", "quantization_level": ""},
+        }],
+        "object": "list",
+        "data": [{
+            "id": alias, "aliases": [alias], "tags": [], "object": "model", "created": int(time.time()),
+            "owned_by": "llamacpp", "meta": meta,
+        }],
+    })

@@ -1,0 +1,149 @@
+"""Per-request llama_sampler chains, built as llama.cpp's common sampler builds them.
+
+All work over the vocabulary happens in libllama's C samplers or in numpy;
+nothing here loops over tokens in Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import llama_cpp.llama_cpp as ll
+import numpy as np
+
+from llamaserve.engine.types import SamplingParams, TokenProb
+from llamaserve.errors import InvalidRequest
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+class SamplerChain:
+    def __init__(self, model, params: SamplingParams):
+        self.model = model
+        self.params = params
+        self.n_vocab = model.n_vocab
+        self.ptr = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        self._keep = []  # ctypes buffers the C samplers point into
+        try:
+            self._build(model, params)
+        except Exception:
+            self.free()
+            raise
+
+    def _add(self, sampler) -> None:
+        ll.llama_sampler_chain_add(self.ptr, sampler)
+
+    def _build(self, model, p: SamplingParams) -> None:
+        if p.is_greedy and p.n_probs == 0:
+            self._add(ll.llama_sampler_init_greedy())
+            return
+        if p.grammar:
+            grammar = ll.llama_sampler_init_grammar(model.vocab, p.grammar.encode(), b"root")
+            if not grammar:
+                raise InvalidRequest("failed to parse grammar")
+            self._add(grammar)
+        biases = list(p.logit_bias)
+        if p.ignore_eos:
+            biases += [(t, -math.inf) for t in model.eog_tokens]
+        n_suppress = ctypes.c_int32(0)
+        suppress = ll.llama_vocab_get_suppress_tokens(model.vocab, ctypes.byref(n_suppress))
+        biases += [(suppress[i], -math.inf) for i in range(n_suppress.value)]
+        if biases:
+            arr = (ll.llama_logit_bias * len(biases))(*[ll.llama_logit_bias(t, b) for t, b in biases])
+            self._keep.append(arr)
+            self._add(ll.llama_sampler_init_logit_bias(self.n_vocab, len(biases), arr))
+
+        if p.mirostat == 1:
+            self._add(ll.llama_sampler_init_temp(p.temperature))
+            self._add(ll.llama_sampler_init_mirostat(self.n_vocab, p.seed, p.mirostat_tau, p.mirostat_eta, 100))
+            return
+        if p.mirostat == 2:
+            self._add(ll.llama_sampler_init_temp(p.temperature))
+            self._add(ll.llama_sampler_init_mirostat_v2(p.seed, p.mirostat_tau, p.mirostat_eta))
+            return
+
+        for name in p.samplers:
+            if name == "penalties":
+                last_n = model.n_ctx_slot if p.repeat_last_n == -1 else p.repeat_last_n
+                self._add(ll.llama_sampler_init_penalties(self.n_vocab, last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
+            elif name == "dry":
+                breakers = [b.encode() for b in p.dry_sequence_breakers]
+                c_breakers = (ctypes.c_char_p * max(1, len(breakers)))(*breakers)
+                self._keep.append(c_breakers)
+                last_n = model.n_ctx_slot if p.dry_penalty_last_n == -1 else p.dry_penalty_last_n
+                self._add(ll.llama_sampler_init_dry(
+                    model.vocab, p.dry_multiplier, p.dry_base, p.dry_allowed_length,
+                    last_n, c_breakers, len(breakers)))
+            elif name == "top_n_sigma":
+                self._add(ll.llama_sampler_init_top_n_sigma(p.top_n_sigma))
+            elif name == "top_k":
+                self._add(ll.llama_sampler_init_top_k(p.top_k))
+            elif name == "typ_p":
+                self._add(ll.llama_sampler_init_typical(p.typical_p, p.min_keep))
+            elif name == "top_p":
+                self._add(ll.llama_sampler_init_top_p(p.top_p, p.min_keep))
+            elif name == "min_p":
+                self._add(ll.llama_sampler_init_min_p(p.min_p, p.min_keep))
+            elif name == "xtc":
+                self._add(ll.llama_sampler_init_xtc(p.xtc_probability, p.xtc_threshold, p.min_keep, p.seed))
+            elif name == "temperature":
+                self._add(ll.llama_sampler_init_temp_ext(p.temperature, p.dynatemp_range, p.dynatemp_exponent))
+            elif name == "infill":
+                self._add(ll.llama_sampler_init_infill(model.vocab))
+        if p.temperature <= 0.0:
+            # llama.cpp's temp sampler keeps only the max-logit token at temp <= 0; greedy picks it without a draw.
+            self._add(ll.llama_sampler_init_greedy())
+        else:
+            self._add(ll.llama_sampler_init_dist(p.seed))
+
+    def accept_prompt(self, tokens: list[int]) -> None:
+        """Feed prompt tokens to stateful samplers (penalties, DRY) as llama-server does."""
+        if self.params.is_greedy:
+            return
+        for t in tokens:
+            ll.llama_sampler_accept(self.ptr, t)
+
+    def sample(self, ctx, idx: int) -> tuple[int, TokenProb | None]:
+        """Sample the token at batch index `idx` (and accept it into the chain)."""
+        if self.params.n_probs <= 0:
+            return ll.llama_sampler_sample(self.ptr, ctx, idx), None
+        logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
+        if not self.params.post_sampling_probs:
+            lse = _logsumexp(logits)
+            token = ll.llama_sampler_sample(self.ptr, ctx, idx)
+            n = min(self.params.n_probs, self.n_vocab)
+            top = np.argpartition(-logits, n - 1)[:n]
+            top = top[np.argsort(-logits[top], kind="stable")]
+            return token, self._prob(token, float(logits[token] - lse), top, logits[top] - lse)
+        data = np.empty(self.n_vocab, dtype=_TOKEN_DATA)
+        data["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        data["logit"] = logits
+        data["p"] = 0.0
+        cur = ll.llama_token_data_array(data.ctypes.data_as(ll.llama_token_data_p), self.n_vocab, -1, False)
+        ll.llama_sampler_apply(self.ptr, ctypes.byref(cur))
+        kept = data[: cur.size]
+        token = int(kept["id"][cur.selected])
+        ll.llama_sampler_accept(self.ptr, token)
+        finite = np.isfinite(kept["logit"])
+        probs = np.zeros(len(kept), dtype=np.float64)
+        if finite.any():
+            z = kept["logit"][finite].astype(np.float64)
+            e = np.exp(z - z.max())
+            probs[finite] = e / e.sum()
+        order = np.argsort(-probs, kind="stable")[: self.params.n_probs]
+        return token, self._prob(token, float(probs[cur.selected]), kept["id"][order], probs[order])
+
+    def _prob(self, token: int, value: float, ids, values) -> TokenProb:
+        piece = self.model.piece
+        return TokenProb(token, piece(token), value, [(int(i), piece(int(i)), float(v)) for i, v in zip(ids, values)])
+
+    def free(self) -> None:
+        if self.ptr:
+            ll.llama_sampler_free(self.ptr)
+            self.ptr = None
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(x.max())
+    return m + math.log(float(np.exp(x - m, dtype=np.float64).sum()))

@@ -1,0 +1,403 @@
+"""The scheduler thread: owns the llama_context and runs continuous batching.
+
+Each step: admit waiting tasks to free slots (longest cached prefix first),
+build one batch (one token per generating slot, then prompt chunks), one
+llama_decode, sample per slot, and hand all of the step's Results to the
+`deliver` hook in one call.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+import llama_cpp.llama_cpp as ll
+import numpy as np
+
+from llamaserve.config import Config
+from llamaserve.engine.batch import Batch
+from llamaserve.engine.model import Model
+from llamaserve.engine.sampler import SamplerChain
+from llamaserve.engine.text_stream import TextStream
+from llamaserve.engine.types import Result, Task, Timings
+from llamaserve.errors import ExceedContextSize, InvalidRequest, ServerError
+
+log = logging.getLogger("llamaserve.engine")
+
+Deliver = Callable[[list[Result]], None]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    x = np.asarray(a[:n], dtype=np.int64)
+    y = np.asarray(b[:n], dtype=np.int64)
+    diff = np.flatnonzero(x != y)
+    return int(diff[0]) if len(diff) else n
+
+
+class Slot:
+    IDLE, PROMPT, GENERATE = "idle", "prompt", "generate"
+
+    def __init__(self, sid: int, n_ctx: int):
+        self.id = sid
+        self.n_ctx = n_ctx
+        self.cache: list[int] = []  # tokens in this slot's KV sequence, in order
+        self.state = Slot.IDLE
+        self.task: Task | None = None
+        self.t_last_used = 0.0
+        self._reset_task_state()
+
+    def _reset_task_state(self) -> None:
+        self.chain: SamplerChain | None = None
+        self.text: TextStream | None = None
+        self.prompt_np = np.zeros(0, dtype=np.int32)
+        self.n_prompt = 0
+        self.n_cached = 0
+        self.n_decoded = 0
+        self.next_token = -1
+        self.i_batch = -1
+        self.generated: list[int] = []
+        self.probs: list = []
+        self.unsent_tokens: list[int] = []
+        self.unsent_probs: list = []
+        self.truncated = False
+        self.has_new_line = False
+        self.t_start = 0.0
+        self.t_prompt_done = 0.0
+
+    @property
+    def n_past(self) -> int:
+        return len(self.cache)
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+
+class Scheduler:
+    def __init__(self, config: Config, deliver: Deliver):
+        self.config = config
+        self.deliver = deliver
+        self.model: Model | None = None
+        self.slots: list[Slot] = []
+        self.ready = threading.Event()
+        self.load_error: BaseException | None = None
+        self._incoming: collections.deque[Task] = collections.deque()
+        self._waiting: collections.deque[Task] = collections.deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._batch_limit = config.n_batch
+        self._thread = threading.Thread(target=self._run, name="llamaserve-scheduler", daemon=True)
+        self.n_steps = 0
+
+    # --- called from other threads ---
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def submit(self, tasks: Iterable[Task]) -> None:
+        with self._wake:
+            self._incoming.extend(tasks)
+            self._wake.notify()
+
+    def wake(self) -> None:
+        """Nudge the loop (after a cancel) so idle waits notice at once."""
+        with self._wake:
+            self._wake.notify()
+
+    @property
+    def n_slots(self) -> int:
+        return self.config.slots
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiting) + len(self._incoming)
+
+    # --- the scheduler thread ---
+
+    def _run(self) -> None:
+        try:
+            self.model = Model(self.config)
+            self.slots = [Slot(i, self.model.n_ctx_slot) for i in range(self.config.slots)]
+            self.batch = Batch(max(self.model.n_batch, len(self.slots)), len(self.slots))
+        except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
+            self.load_error = exc
+            log.error("model load failed: %s", exc)
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            while True:
+                with self._wake:
+                    while not self._stopping and not self._incoming and not self._has_work():
+                        self._wake.wait()
+                    if self._stopping:
+                        break
+                    self._waiting.extend(self._incoming)
+                    self._incoming.clear()
+                self._step()
+        finally:
+            self._fail_all(ServerError("server is shutting down"))
+            for slot in self.slots:
+                if slot.chain:
+                    slot.chain.free()
+            self.model.close()
+
+    def _has_work(self) -> bool:
+        return any(s.busy for s in self.slots) or any(not t.cancelled for t in self._waiting)
+
+    def _step(self) -> None:
+        out: list[Result] = []
+        self._drop_cancelled()
+        self._admit(out)
+        if any(s.busy for s in self.slots):
+            self._decode_and_sample(out)
+        if out:
+            self.deliver(out)
+
+    def _drop_cancelled(self) -> None:
+        if any(t.cancelled for t in self._waiting):
+            self._waiting = collections.deque(t for t in self._waiting if not t.cancelled)
+        for slot in self.slots:
+            if slot.task is not None and slot.task.cancelled:
+                log.debug("slot %d: task %d cancelled after %d tokens", slot.id, slot.task.id, slot.n_decoded)
+                self._release(slot)
+
+    # --- admission ---
+
+    def _admit(self, out: list[Result]) -> None:
+        if not self._waiting:
+            return
+        still: collections.deque[Task] = collections.deque()
+        while self._waiting:
+            task = self._waiting.popleft()
+            slot = self._pick_slot(task, out)
+            if slot is None:
+                if not task.cancelled and task.id_slot < len(self.slots):
+                    still.append(task)
+                continue
+            self._start(slot, task, out)
+        self._waiting = still
+
+    def _pick_slot(self, task: Task, out: list[Result]) -> Slot | None:
+        if task.id_slot >= len(self.slots):
+            out.append(self._error(task, InvalidRequest(f"invalid slot id {task.id_slot}: there are {len(self.slots)} slots")))
+            return None
+        if task.id_slot >= 0:
+            slot = self.slots[task.id_slot]
+            return None if slot.busy else slot
+        free = [s for s in self.slots if not s.busy]
+        if not free:
+            return None
+        threshold = self.config.slot_prompt_similarity
+        if threshold > 0 and task.prompt:
+            best, best_len = None, 0
+            for s in free:
+                n = common_prefix(s.cache, task.prompt)
+                if n > best_len:
+                    best, best_len = s, n
+            if best is not None and best_len / len(task.prompt) > threshold:
+                return best
+        return min(free, key=lambda s: s.t_last_used)
+
+    def _start(self, slot: Slot, task: Task, out: list[Result]) -> None:
+        prompt = task.prompt
+        if len(prompt) >= slot.n_ctx:
+            out.append(self._error(task, ExceedContextSize(len(prompt), slot.n_ctx)))
+            return
+        try:
+            chain = SamplerChain(self.model, task.params)
+        except ServerError as exc:
+            out.append(self._error(task, exc))
+            return
+        if task.params.grammar == "":
+            chain.accept_prompt(prompt)
+
+        keep = common_prefix(slot.cache, prompt) if task.cache_prompt else 0
+        if keep == len(prompt):
+            keep -= 1  # the last prompt token must be decoded again to get its logits
+        if keep < slot.n_past:
+            ll.llama_memory_seq_rm(self.model.memory, slot.id, keep, -1)
+            del slot.cache[keep:]
+
+        slot._reset_task_state()
+        slot.task = task
+        slot.state = Slot.PROMPT
+        slot.chain = chain
+        slot.text = TextStream(list(task.stop))
+        slot.prompt_np = np.asarray(prompt, dtype=np.int32)
+        slot.n_prompt = len(prompt)
+        slot.n_cached = keep
+        slot.t_start = time.perf_counter()
+        log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+
+    # --- one batch ---
+
+    def _decode_and_sample(self, out: list[Result]) -> None:
+        batch = self.batch
+        batch.clear()
+        limit = min(self._batch_limit, batch.capacity)
+        generating = [s for s in self.slots if s.state == Slot.GENERATE]
+        for slot in generating:
+            slot.i_batch = batch.add(slot.next_token, slot.n_past, slot.id, True)
+        chunks: list[tuple[Slot, int]] = []
+        if self.config.cont_batching or not generating:
+            for slot in self.slots:
+                if slot.state != Slot.PROMPT or batch.n >= limit:
+                    continue
+                start = slot.n_past
+                k = min(slot.n_prompt - start, limit - batch.n)
+                last = start + k == slot.n_prompt
+                slot.i_batch = batch.add_span(slot.prompt_np[start : start + k], start, slot.id, last)
+                chunks.append((slot, k))
+        if batch.n == 0:
+            return
+
+        ret = batch.decode(self.model.ctx)
+        self.n_steps += 1
+        if ret != 0:
+            self._decode_failed(ret, generating, chunks, out)
+            return
+        self._batch_limit = self.config.n_batch
+
+        now = time.perf_counter()
+        for slot in generating:
+            slot.cache.append(slot.next_token)
+        for slot, k in chunks:
+            start = slot.n_past
+            slot.cache.extend(slot.prompt_np[start : start + k].tolist())
+            if slot.n_past == slot.n_prompt:
+                slot.state = Slot.GENERATE
+                slot.t_prompt_done = now
+                generating.append(slot)
+        for slot in generating:
+            self._sample(slot, out)
+
+    def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result]) -> None:
+        n = self.batch.n
+        if ret == 1 and n > 1:
+            # No room in the KV cache for the whole batch: retry with half of it next step.
+            self._batch_limit = max(1, n // 2)
+            log.warning("llama_decode could not fit %d tokens, retrying with %d", n, self._batch_limit)
+            return
+        log.error("llama_decode failed (%d) on a batch of %d tokens", ret, n)
+        for slot in generating + [s for s, _ in chunks]:
+            if slot.task is not None:
+                ll.llama_memory_seq_rm(self.model.memory, slot.id, 0, -1)
+                slot.cache.clear()
+                out.append(self._error(slot.task, ServerError(f"llama_decode failed with status {ret}"), slot))
+                self._release(slot)
+
+    # --- sampling and stopping ---
+
+    def _sample(self, slot: Slot, out: list[Result]) -> None:
+        task = slot.task
+        token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
+        slot.n_decoded += 1
+        slot.next_token = token
+        stop_type = "none"
+        text = ""
+        if token in self.model.eog_set and not task.params.ignore_eos:
+            stop_type = "eos"
+        else:
+            slot.generated.append(token)
+            if prob is not None:
+                slot.probs.append(prob)
+                slot.unsent_probs.append(prob)
+            slot.unsent_tokens.append(token)
+            text = slot.text.push(self.model.pieces[token])
+            if "\n" in text:
+                slot.has_new_line = True
+            if slot.text.stopped:
+                stop_type = "word"
+            elif task.n_predict >= 0 and slot.n_decoded >= task.n_predict:
+                stop_type = "limit"
+            elif (
+                task.t_max_predict_ms > 0
+                and slot.has_new_line
+                and (time.perf_counter() - slot.t_prompt_done) * 1e3 > task.t_max_predict_ms
+            ):
+                stop_type = "limit"
+            elif slot.n_past + 1 >= slot.n_ctx:
+                if self.config.ctx_shift:
+                    self._shift_context(slot)
+                else:
+                    stop_type = "limit"
+                    slot.truncated = True
+
+        if stop_type != "none":
+            text += slot.text.finish()
+            out.append(self._final(slot, stop_type, text))
+            self._release(slot)
+        elif task.stream and text:
+            out.append(Result(task, text=text, tokens=slot.unsent_tokens, probs=slot.unsent_probs,
+                              n_decoded=slot.n_decoded, id_slot=slot.id, timings=self._timings(slot) if task.timings_per_token else None))
+            slot.unsent_tokens, slot.unsent_probs = [], []
+
+    def _shift_context(self, slot: Slot) -> None:
+        n_keep = slot.n_prompt if slot.task.n_keep < 0 else min(slot.task.n_keep, slot.n_prompt)
+        if self.model.info.add_bos and n_keep == 0:
+            n_keep = 1
+        n_left = slot.n_past - n_keep
+        n_discard = n_left // 2
+        mem = self.model.memory
+        ll.llama_memory_seq_rm(mem, slot.id, n_keep, n_keep + n_discard)
+        ll.llama_memory_seq_add(mem, slot.id, n_keep + n_discard, slot.n_past, -n_discard)
+        del slot.cache[n_keep : n_keep + n_discard]
+        slot.truncated = True
+        log.debug("slot %d: context shift, kept %d, discarded %d", slot.id, n_keep, n_discard)
+
+    def _timings(self, slot: Slot) -> Timings:
+        now = time.perf_counter()
+        prompt_end = slot.t_prompt_done or now
+        return Timings(
+            cache_n=slot.n_cached,
+            prompt_n=slot.n_prompt - slot.n_cached,
+            prompt_ms=(prompt_end - slot.t_start) * 1e3,
+            predicted_n=slot.n_decoded,
+            predicted_ms=(now - prompt_end) * 1e3,
+        )
+
+    def _final(self, slot: Slot, stop_type: str, text: str) -> Result:
+        task = slot.task
+        if task.stream:
+            tokens, probs = slot.unsent_tokens, slot.unsent_probs
+        else:
+            tokens, probs, text = slot.generated, slot.probs, slot.text.text
+        return Result(
+            task, text=text, tokens=tokens, probs=probs, done=True, stop_type=stop_type,
+            stopping_word=slot.text.stopping_word, truncated=slot.truncated, n_prompt=slot.n_prompt,
+            n_cached=slot.n_past, n_decoded=slot.n_decoded, timings=self._timings(slot), id_slot=slot.id,
+        )
+
+    def _error(self, task: Task, exc: Exception, slot: Slot | None = None) -> Result:
+        return Result(task, done=True, error=exc, id_slot=slot.id if slot else -1)
+
+    def _release(self, slot: Slot) -> None:
+        if slot.chain is not None:
+            slot.chain.free()
+        slot.task = None
+        slot.state = Slot.IDLE
+        slot.t_last_used = time.perf_counter()
+        slot._reset_task_state()
+
+    def _fail_all(self, exc: ServerError) -> None:
+        out = [self._error(t, exc) for t in list(self._waiting) + list(self._incoming)]
+        out += [self._error(s.task, exc, s) for s in self.slots if s.task is not None]
+        if out:
+            try:
+                self.deliver(out)
+            except Exception:  # noqa: BLE001 - the loop may already be closed at shutdown
+                pass

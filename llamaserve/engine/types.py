@@ -1,0 +1,137 @@
+"""The vocabulary that crosses the engine boundary: Task in, Result out."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+DEFAULT_SAMPLERS = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature")
+DEFAULT_DRY_BREAKERS = ("\n", ":", '"', "*")
+RANDOM_SEED = 0xFFFFFFFF
+
+_task_ids = itertools.count()
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 0.8
+    dynatemp_range: float = 0.0
+    dynatemp_exponent: float = 1.0
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    typical_p: float = 1.0
+    top_n_sigma: float = -1.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    dry_sequence_breakers: list[str] = field(default_factory=lambda: list(DEFAULT_DRY_BREAKERS))
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    seed: int = RANDOM_SEED
+    min_keep: int = 0
+    ignore_eos: bool = False
+    logit_bias: list[tuple[int, float]] = field(default_factory=list)
+    n_probs: int = 0
+    post_sampling_probs: bool = False
+    samplers: list[str] = field(default_factory=lambda: list(DEFAULT_SAMPLERS))
+    grammar: str = ""
+
+    @property
+    def is_greedy(self) -> bool:
+        """True when the chain reduces to argmax over unmodified logits."""
+        return (
+            self.temperature <= 0.0
+            and self.mirostat == 0
+            and not self.logit_bias
+            and not self.ignore_eos
+            and not self.grammar
+            and (self.repeat_penalty == 1.0 and self.presence_penalty == 0.0 and self.frequency_penalty == 0.0 or self.repeat_last_n == 0)
+            and self.dry_multiplier == 0.0
+        )
+
+
+@dataclass
+class Timings:
+    cache_n: int = 0
+    prompt_n: int = 0
+    prompt_ms: float = 0.0
+    predicted_n: int = 0
+    predicted_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cache_n": self.cache_n,
+            "prompt_n": self.prompt_n,
+            "prompt_ms": self.prompt_ms,
+            "prompt_per_token_ms": self.prompt_ms / self.prompt_n if self.prompt_n else 0.0,
+            "prompt_per_second": 1e3 * self.prompt_n / self.prompt_ms if self.prompt_ms > 0 else 0.0,
+            "predicted_n": self.predicted_n,
+            "predicted_ms": self.predicted_ms,
+            # the first token comes with the prompt batch, so rates count the n - 1 steps after it
+            "predicted_per_token_ms": self.predicted_ms / (self.predicted_n - 1) if self.predicted_n > 1 else 0.0,
+            "predicted_per_second": 1e3 * (self.predicted_n - 1) / self.predicted_ms if self.predicted_n > 1 and self.predicted_ms > 0 else 0.0,
+        }
+
+
+@dataclass
+class TokenProb:
+    """One sampled token with its top alternatives (probabilities or logprobs)."""
+
+    id: int
+    piece: bytes
+    value: float  # logprob, or prob when post_sampling
+    top: list[tuple[int, bytes, float]]
+
+
+@dataclass
+class Result:
+    """A partial (done=False) or final (done=True) outcome of a task."""
+
+    task: "Task"
+    text: str = ""
+    tokens: list[int] = field(default_factory=list)
+    probs: list[TokenProb] = field(default_factory=list)
+    done: bool = False
+    stop_type: str = "none"  # none | eos | limit | word
+    stopping_word: str = ""
+    truncated: bool = False
+    n_prompt: int = 0
+    n_cached: int = 0
+    n_decoded: int = 0
+    timings: Timings | None = None
+    id_slot: int = -1
+    error: Exception | None = None
+
+
+@dataclass(eq=False)
+class Task:
+    """What to run: prompt tokens plus generation limits and sampling."""
+
+    prompt: list[int]
+    params: SamplingParams = field(default_factory=SamplingParams)
+    n_predict: int = -1
+    stop: list[str] = field(default_factory=list)
+    cache_prompt: bool = True
+    id_slot: int = -1
+    n_keep: int = 0
+    t_max_predict_ms: int = -1
+    stream: bool = False  # emit partial results as tokens come
+    timings_per_token: bool = False
+    sink: Callable[[Result], None] | None = None  # set by the caller; called via the scheduler's deliver hook
+    index: int = 0  # position in a multi-prompt request
+    id: int = field(default_factory=lambda: next(_task_ids))
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        # A plain attribute write is atomic under the GIL; the scheduler polls it each step.
+        self.cancelled = True

@@ -1,0 +1,414 @@
+"""llama.cpp's native completion format: request JSON → Tasks, Results → response JSON.
+
+Pure translation: tokenization is passed in as a function, nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from llamaserve.config import SamplingDefaults
+from llamaserve.engine.types import DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb
+from llamaserve.errors import InvalidRequest, NotSupported
+
+Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
+
+SAMPLER_NAMES = {
+    "penalties": "penalties", "dry": "dry", "top_n_sigma": "top_n_sigma", "top_k": "top_k",
+    "typ_p": "typ_p", "typical_p": "typ_p", "typical": "typ_p", "typ": "typ_p", "top_p": "top_p",
+    "nucleus": "top_p", "min_p": "min_p", "xtc": "xtc", "temperature": "temperature", "temp": "temperature",
+    "infill": "infill",
+}
+# --samplers string form: one letter per sampler
+SAMPLER_CHARS = {"e": "penalties", "d": "dry", "s": "top_n_sigma", "k": "top_k", "y": "typ_p", "p": "top_p",
+                 "m": "min_p", "x": "xtc", "t": "temperature", "i": "infill"}
+
+Number = Union[StrictInt, float]
+
+
+class CompletionRequest(BaseModel):
+    """The native /completion body. Unknown fields are accepted (as llama-server does)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    prompt: Any = None
+    n_predict: StrictInt | None = None
+    max_tokens: StrictInt | None = None
+    stream: StrictBool = False
+    stop: list[StrictStr] | StrictStr | None = None
+    cache_prompt: StrictBool = True
+    id_slot: StrictInt = -1
+    n_keep: StrictInt = 0
+    t_max_predict_ms: StrictInt = -1
+    return_tokens: StrictBool = False
+    timings_per_token: StrictBool = False
+    n_probs: StrictInt = 0
+    post_sampling_probs: StrictBool = False
+    samplers: list[StrictStr] | StrictStr | None = None
+    logit_bias: Any = None
+    grammar: StrictStr = ""
+    json_schema: Any = None
+    lora: list[Any] | None = None
+    response_fields: list[StrictStr] | None = None
+
+    temperature: Number | None = None
+    dynatemp_range: Number = 0.0
+    dynatemp_exponent: Number = 1.0
+    top_k: StrictInt | None = None
+    top_p: Number | None = None
+    min_p: Number | None = None
+    typical_p: Number = 1.0
+    top_n_sigma: Number = -1.0
+    repeat_penalty: Number = 1.0
+    repeat_last_n: StrictInt = 64
+    presence_penalty: Number = 0.0
+    frequency_penalty: Number = 0.0
+    dry_multiplier: Number = 0.0
+    dry_base: Number = 1.75
+    dry_allowed_length: StrictInt = 2
+    dry_penalty_last_n: StrictInt = -1
+    dry_sequence_breakers: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_DRY_BREAKERS))
+    xtc_probability: Number = 0.0
+    xtc_threshold: Number = 0.1
+    mirostat: StrictInt = 0
+    mirostat_tau: Number = 5.0
+    mirostat_eta: Number = 0.1
+    seed: StrictInt | None = None
+    min_keep: StrictInt = 0
+    ignore_eos: StrictBool = False
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err["loc"]) or "body"
+        parts.append(f"'{loc}': {err['msg']}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def parse_request(body: Any) -> CompletionRequest:
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    try:
+        return CompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc)) from None
+
+
+# --- prompts ---
+
+def _is_token(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int) -> list[list[int]]:
+    """llama-server's prompt forms: a string, token ids, a mix, or an array of those (several prompts)."""
+    if prompt is None:
+        raise InvalidRequest('"prompt" is required')
+    if isinstance(prompt, str):
+        prompts = [tokenize(prompt, True)]
+    elif isinstance(prompt, list):
+        if not prompt:
+            raise InvalidRequest('"prompt" must not be an empty array')
+        if any(_is_token(x) for x in prompt):
+            prompts = [tokenize_mixed(prompt, tokenize)]
+        else:
+            prompts = [_single(p, tokenize) for p in prompt]
+    else:
+        raise InvalidRequest('"prompt" must be a string, an array of token ids, or an array of prompts')
+    for tokens in prompts:
+        if not tokens:
+            raise InvalidRequest("empty prompt: the prompt must contain at least one token")
+        bad = [t for t in tokens if not 0 <= t < n_vocab]
+        if bad:
+            raise InvalidRequest(f"invalid token id {bad[0]} in prompt (vocabulary has {n_vocab} tokens)")
+    return prompts
+
+
+def _single(p: Any, tokenize: Tokenize) -> list[int]:
+    if isinstance(p, str):
+        return tokenize(p, True)
+    if isinstance(p, list):
+        return tokenize_mixed(p, tokenize)
+    raise InvalidRequest("each prompt must be a string or an array of token ids and strings")
+
+
+def tokenize_mixed(items: list, tokenize: Tokenize) -> list[int]:
+    out: list[int] = []
+    for i, x in enumerate(items):
+        if _is_token(x):
+            out.append(x)
+        elif isinstance(x, str):
+            out.extend(tokenize(x, i == 0))
+        else:
+            raise InvalidRequest("a prompt array may only hold token ids and strings")
+    return out
+
+
+# --- sampling ---
+
+def parse_samplers(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return list(DEFAULT_SAMPLERS)
+    if isinstance(value, str):
+        names = []
+        for ch in value:
+            if ch not in SAMPLER_CHARS:
+                raise InvalidRequest(f"unknown sampler character '{ch}' in \"samplers\"")
+            names.append(SAMPLER_CHARS[ch])
+        return names
+    names = []
+    for name in value:
+        key = name.lower().replace("-", "_")
+        canonical = SAMPLER_NAMES.get(key) or SAMPLER_NAMES.get(key.replace("_", ""))
+        if canonical is None:
+            raise InvalidRequest(f"unknown sampler '{name}' in \"samplers\"")
+        names.append(canonical)
+    return names
+
+
+def parse_logit_bias(value: Any, tokenize: Tokenize, n_vocab: int) -> list[tuple[int, float]]:
+    """[[id|string, bias|false], ...] or {"id"|string: bias|false}; false means never sample it."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = []
+        for item in value:
+            if isinstance(item, list) and len(item) == 2:
+                pairs.append((item[0], item[1]))
+            elif isinstance(item, dict) and "token" in item and "bias" in item:
+                pairs.append((item["token"], item["bias"]))
+            else:
+                raise InvalidRequest('"logit_bias" entries must be [token, bias] pairs')
+    else:
+        raise InvalidRequest('"logit_bias" must be an array of [token, bias] pairs or an object')
+
+    out: list[tuple[int, float]] = []
+    for key, bias in pairs:
+        if bias is False:
+            b = -math.inf
+        elif isinstance(bias, (int, float)) and not isinstance(bias, bool):
+            b = float(bias)
+        else:
+            raise InvalidRequest(f'"logit_bias" value for {key!r} must be a number or false')
+        if _is_token(key):
+            ids = [key]
+        elif isinstance(key, str) and key.lstrip("-").isdigit():
+            ids = [int(key)]
+        elif isinstance(key, str):
+            ids = tokenize(key, False)
+        else:
+            raise InvalidRequest('"logit_bias" keys must be token ids or strings')
+        for t in ids:
+            if not 0 <= t < n_vocab:
+                raise InvalidRequest(f'"logit_bias" token id {t} is out of range')
+            out.append((t, b))
+    return out
+
+
+def build_tasks(
+    req: CompletionRequest,
+    prompts: list[list[int]],
+    defaults: SamplingDefaults,
+    tokenize: Tokenize,
+    n_vocab: int,
+) -> list[Task]:
+    if req.json_schema is not None:
+        raise NotSupported('"json_schema" is not supported yet; pass a GBNF "grammar" instead')
+    if req.lora:
+        raise InvalidRequest('"lora": no LoRA adapters are loaded')
+    if req.n_probs < 0:
+        raise InvalidRequest('"n_probs" must be >= 0')
+    if req.mirostat not in (0, 1, 2):
+        raise InvalidRequest('"mirostat" must be 0, 1 or 2')
+    if req.id_slot < -1:
+        raise InvalidRequest('"id_slot" must be -1 or a slot id')
+    seed = defaults.seed if req.seed is None else req.seed
+    if seed == -1:
+        seed = RANDOM_SEED
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    n_predict = _n_predict(req, defaults)
+    params = SamplingParams(
+        temperature=float(defaults.temperature if req.temperature is None else req.temperature),
+        dynatemp_range=float(req.dynatemp_range),
+        dynatemp_exponent=float(req.dynatemp_exponent),
+        top_k=defaults.top_k if req.top_k is None else req.top_k,
+        top_p=float(defaults.top_p if req.top_p is None else req.top_p),
+        min_p=float(defaults.min_p if req.min_p is None else req.min_p),
+        typical_p=float(req.typical_p),
+        top_n_sigma=float(req.top_n_sigma),
+        repeat_penalty=float(req.repeat_penalty),
+        repeat_last_n=req.repeat_last_n,
+        presence_penalty=float(req.presence_penalty),
+        frequency_penalty=float(req.frequency_penalty),
+        dry_multiplier=float(req.dry_multiplier),
+        dry_base=float(req.dry_base),
+        dry_allowed_length=req.dry_allowed_length,
+        dry_penalty_last_n=req.dry_penalty_last_n,
+        dry_sequence_breakers=list(req.dry_sequence_breakers),
+        xtc_probability=float(req.xtc_probability),
+        xtc_threshold=float(req.xtc_threshold),
+        mirostat=req.mirostat,
+        mirostat_tau=float(req.mirostat_tau),
+        mirostat_eta=float(req.mirostat_eta),
+        seed=seed & 0xFFFFFFFF,
+        min_keep=req.min_keep,
+        ignore_eos=req.ignore_eos,
+        logit_bias=parse_logit_bias(req.logit_bias, tokenize, n_vocab),
+        n_probs=req.n_probs,
+        post_sampling_probs=req.post_sampling_probs,
+        samplers=parse_samplers(req.samplers),
+        grammar=req.grammar,
+    )
+    return [
+        Task(
+            prompt=tokens, params=params, n_predict=n_predict, stop=stop, cache_prompt=req.cache_prompt,
+            id_slot=req.id_slot, n_keep=req.n_keep, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
+            timings_per_token=req.timings_per_token, index=i,
+        )
+        for i, tokens in enumerate(prompts)
+    ]
+
+
+def _n_predict(req: CompletionRequest, defaults: SamplingDefaults) -> int:
+    asked = req.n_predict if req.n_predict is not None else req.max_tokens
+    if asked is None:
+        return defaults.n_predict
+    if defaults.n_predict > 0 and (asked < 0 or asked > defaults.n_predict):
+        return defaults.n_predict  # the server-wide -n caps every request, as in llama-server
+    return asked
+
+
+# --- responses ---
+
+def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
+    p = task.params
+    return {
+        "n_predict": task.n_predict,
+        "seed": p.seed,
+        "temperature": p.temperature,
+        "dynatemp_range": p.dynatemp_range,
+        "dynatemp_exponent": p.dynatemp_exponent,
+        "top_k": p.top_k,
+        "top_p": p.top_p,
+        "min_p": p.min_p,
+        "top_n_sigma": p.top_n_sigma,
+        "xtc_probability": p.xtc_probability,
+        "xtc_threshold": p.xtc_threshold,
+        "typical_p": p.typical_p,
+        "repeat_last_n": p.repeat_last_n,
+        "repeat_penalty": p.repeat_penalty,
+        "presence_penalty": p.presence_penalty,
+        "frequency_penalty": p.frequency_penalty,
+        "dry_multiplier": p.dry_multiplier,
+        "dry_base": p.dry_base,
+        "dry_allowed_length": p.dry_allowed_length,
+        "dry_penalty_last_n": p.dry_penalty_last_n,
+        "dry_sequence_breakers": p.dry_sequence_breakers,
+        "mirostat": p.mirostat,
+        "mirostat_tau": p.mirostat_tau,
+        "mirostat_eta": p.mirostat_eta,
+        "stop": task.stop,
+        "max_tokens": task.n_predict,
+        "n_keep": task.n_keep,
+        "ignore_eos": p.ignore_eos,
+        "stream": task.stream,
+        "logit_bias": [[t, None if math.isinf(b) else b] for t, b in p.logit_bias],
+        "n_probs": p.n_probs,
+        "min_keep": p.min_keep,
+        "grammar": p.grammar,
+        "samplers": p.samplers,
+        "timings_per_token": task.timings_per_token,
+        "post_sampling_probs": p.post_sampling_probs,
+        "lora": [],
+        "model": model_alias,
+    }
+
+
+def _text(piece: bytes) -> str:
+    # A token may hold part of a UTF-8 character: show only its complete characters.
+    return piece.decode("utf-8", "ignore")
+
+
+def probs_json(probs: list[TokenProb], post_sampling: bool) -> list[dict[str, Any]]:
+    key, top_key = ("prob", "top_probs") if post_sampling else ("logprob", "top_logprobs")
+    return [
+        {
+            "id": p.id,
+            "token": _text(p.piece),
+            "bytes": list(p.piece),
+            key: _finite(p.value),
+            top_key: [{"id": i, "token": _text(b), "bytes": list(b), key: _finite(v)} for i, b, v in p.top],
+        }
+        for p in probs
+    ]
+
+
+def _finite(x: float) -> float:
+    # JSON has no -inf; llama-server sends the lowest float instead
+    return x if math.isfinite(x) else -3.4028234663852886e38
+
+
+def final_json(r: Result, model_alias: str, prompt_text: str, return_tokens: bool, fields: list[str] | None) -> dict[str, Any]:
+    task = r.task
+    res: dict[str, Any] = {
+        "index": task.index,
+        "content": r.text,
+        "tokens": r.tokens if return_tokens else [],
+        "id_slot": r.id_slot,
+        "stop": True,
+        "model": model_alias,
+        "tokens_predicted": r.n_decoded,
+        "tokens_evaluated": r.n_prompt,
+        "generation_settings": generation_settings(task, model_alias),
+        "prompt": prompt_text,
+        "has_new_line": "\n" in r.text if not task.stream else False,
+        "truncated": r.truncated,
+        "stop_type": r.stop_type,
+        "stopping_word": r.stopping_word,
+        "tokens_cached": r.n_cached,
+        "timings": r.timings.as_dict() if r.timings else {},
+    }
+    if task.params.n_probs > 0 and (r.probs or not task.stream):
+        res["completion_probabilities"] = probs_json(r.probs, task.params.post_sampling_probs)
+    if fields:
+        res = select_fields(res, fields)
+    return res
+
+
+def partial_json(r: Result, return_tokens: bool) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "index": r.task.index,
+        "content": r.text,
+        "tokens": r.tokens if return_tokens else [],
+        "stop": False,
+        "id_slot": r.id_slot,
+        "tokens_predicted": r.n_decoded,
+        "tokens_evaluated": len(r.task.prompt),
+    }
+    if r.timings is not None:
+        res["timings"] = r.timings.as_dict()
+    if r.probs:
+        res["completion_probabilities"] = probs_json(r.probs, r.task.params.post_sampling_probs)
+    return res
+
+
+def select_fields(res: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """`response_fields`: keep only the named (possibly nested, "a/b") fields, flattened by path."""
+    out: dict[str, Any] = {}
+    for path in fields:
+        node: Any = res
+        for part in path.split("/"):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                node = None
+                break
+        if node is not None:
+            out[path] = node
+    return out
