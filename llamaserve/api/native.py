@@ -60,7 +60,7 @@ async def completion(request: Request) -> Response:
         return model.tokenize(text, add_special=add_special, parse_special=True)
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
-    tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab)
+    tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     alias = config.model_alias
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))

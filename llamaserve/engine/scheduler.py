@@ -226,6 +226,8 @@ class Scheduler:
             chain.accept_prompt(prompt)
 
         keep = common_prefix(slot.cache, prompt) if task.cache_prompt else 0
+        if task.cache_prompt and task.cache_reuse > 0:
+            keep = self._reuse_chunks(slot, prompt, keep, task.cache_reuse)
         if keep == len(prompt):
             keep -= 1  # the last prompt token must be decoded again to get its logits
         if keep < slot.n_past:
@@ -242,6 +244,30 @@ class Scheduler:
         slot.n_cached = keep
         slot.t_start = time.perf_counter()
         log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+
+    def _reuse_chunks(self, slot: Slot, prompt: list[int], keep: int, min_chunk: int) -> int:
+        """--cache-reuse: move cached runs of >= min_chunk tokens that reappear later in the
+        prompt into place with a KV shift, instead of evaluating them again. Returns the new
+        number of reusable prompt tokens; slot.cache is updated to match the KV sequence."""
+        cache, mem = slot.cache, self.model.memory
+        head_c = head_p = keep
+        while head_c < len(cache) and head_p < len(prompt):
+            n = 0
+            while head_c + n < len(cache) and head_p + n < len(prompt) and cache[head_c + n] == prompt[head_p + n]:
+                n += 1
+            if n >= min_chunk:
+                ll.llama_memory_seq_rm(mem, slot.id, head_p, head_c)
+                ll.llama_memory_seq_add(mem, slot.id, head_c, head_c + n, head_p - head_c)
+                cache[head_p : head_p + n] = cache[head_c : head_c + n]
+                head_p += n
+                head_c += n
+            else:
+                head_c += 1
+        if head_p > keep:
+            log.debug("slot %d: reused %d cached tokens by KV shifting", slot.id, head_p - keep)
+            ll.llama_memory_seq_rm(mem, slot.id, head_p, -1)
+            del cache[head_p:]
+        return head_p
 
     # --- one batch ---
 

@@ -122,6 +122,7 @@ class Task:
     n_predict: int = -1
     stop: list[str] = field(default_factory=list)
     cache_prompt: bool = True
+    cache_reuse: int = 0  # min chunk size for KV-shift reuse (0 = off)
     id_slot: int = -1
     n_keep: int = 0
     t_max_predict_ms: int = -1

@@ -22,6 +22,8 @@ SAMPLER_NAMES = {
     "nucleus": "top_p", "min_p": "min_p", "xtc": "xtc", "temperature": "temperature", "temp": "temperature",
     "infill": "infill",
 }
+# names match case-insensitively, with '-', '_' or nothing between words (top-k, top_k, topk)
+_SAMPLER_LOOKUP = {k.replace("_", ""): v for k, v in SAMPLER_NAMES.items()}
 # --samplers string form: one letter per sampler
 SAMPLER_CHARS = {"e": "penalties", "d": "dry", "s": "top_n_sigma", "k": "top_k", "y": "typ_p", "p": "top_p",
                  "m": "min_p", "x": "xtc", "t": "temperature", "i": "infill"}
@@ -40,6 +42,7 @@ class CompletionRequest(BaseModel):
     stream: StrictBool = False
     stop: list[StrictStr] | StrictStr | None = None
     cache_prompt: StrictBool = True
+    n_cache_reuse: StrictInt | None = None
     id_slot: StrictInt = -1
     n_keep: StrictInt = 0
     t_max_predict_ms: StrictInt = -1
@@ -162,8 +165,7 @@ def parse_samplers(value: list[str] | str | None) -> list[str]:
         return names
     names = []
     for name in value:
-        key = name.lower().replace("-", "_")
-        canonical = SAMPLER_NAMES.get(key) or SAMPLER_NAMES.get(key.replace("_", ""))
+        canonical = _SAMPLER_LOOKUP.get(name.lower().replace("-", "").replace("_", ""))
         if canonical is None:
             raise InvalidRequest(f"unknown sampler '{name}' in \"samplers\"")
         names.append(canonical)
@@ -217,6 +219,7 @@ def build_tasks(
     defaults: SamplingDefaults,
     tokenize: Tokenize,
     n_vocab: int,
+    cache_reuse: int = 0,
 ) -> list[Task]:
     if req.json_schema is not None:
         raise NotSupported('"json_schema" is not supported yet; pass a GBNF "grammar" instead')
@@ -226,6 +229,8 @@ def build_tasks(
         raise InvalidRequest('"n_probs" must be >= 0')
     if req.mirostat not in (0, 1, 2):
         raise InvalidRequest('"mirostat" must be 0, 1 or 2')
+    if req.n_cache_reuse is not None and req.n_cache_reuse < 0:
+        raise InvalidRequest('"n_cache_reuse" must be >= 0')
     if req.id_slot < -1:
         raise InvalidRequest('"id_slot" must be -1 or a slot id')
     seed = defaults.seed if req.seed is None else req.seed
@@ -268,6 +273,7 @@ def build_tasks(
     return [
         Task(
             prompt=tokens, params=params, n_predict=n_predict, stop=stop, cache_prompt=req.cache_prompt,
+            cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
             id_slot=req.id_slot, n_keep=req.n_keep, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
             timings_per_token=req.timings_per_token, index=i,
         )

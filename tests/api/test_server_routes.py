@@ -1,0 +1,134 @@
+"""/health, /props, /slots, /models, /tokenize, /detokenize, disconnects and small-context behaviour."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.api.test_errors import assert_error
+
+
+def test_health(client):
+    for path in ("/health", "/v1/health"):
+        r = client.get(path)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_props(client):
+    p = client.get("/props").json()
+    assert p["total_slots"] == 4
+    assert p["default_generation_settings"]["n_ctx"] == 2048
+    params = p["default_generation_settings"]["params"]
+    assert params["top_k"] == 40 and "samplers" in params
+    assert "<|im_start|>" in p["chat_template"]
+    assert p["model_path"].endswith(".gguf")
+    assert_error(client.post("/props", json={}), 501, "not_supported_error")
+
+
+def test_models(client):
+    for path in ("/models", "/v1/models"):
+        d = client.get(path).json()
+        assert d["object"] == "list"
+        entry = d["data"][0]
+        assert entry["id"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and entry["object"] == "model"
+        assert entry["meta"]["n_vocab"] == 49152 and entry["meta"]["n_ctx_train"] == 8192
+        assert d["models"][0]["name"] == entry["id"]
+
+
+def test_tokenize_detokenize(client):
+    toks = client.post("/tokenize", json={"content": "Hello world"}).json()["tokens"]
+    assert toks == [19556, 905]
+    assert client.post("/detokenize", json={"tokens": toks}).json()["content"] == "Hello world"
+    pieces = client.post("/tokenize", json={"content": "Hello world", "with_pieces": True}).json()["tokens"]
+    assert pieces == [{"id": 19556, "piece": "Hello"}, {"id": 905, "piece": " world"}]
+    special = client.post("/tokenize", json={"content": "<|im_start|>hi"}).json()["tokens"]
+    assert special[0] == 1
+    literal = client.post("/tokenize", json={"content": "<|im_start|>hi", "parse_special": False}).json()["tokens"]
+    assert 1 not in literal
+    # a piece that is not valid UTF-8 on its own comes back as bytes
+    emoji = client.post("/tokenize", json={"content": "🦙", "with_pieces": True}).json()["tokens"]
+    assert any(isinstance(t["piece"], list) for t in emoji) or len(emoji) == 1
+    assert client.post("/detokenize", json={"tokens": [t["id"] for t in emoji]}).json()["content"] == "🦙"
+
+
+def wait_idle(client, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        slots = client.get("/slots").json()
+        if not any(s["is_processing"] for s in slots):
+            return slots
+        time.sleep(0.05)
+    raise AssertionError(f"slots still busy: {slots}")
+
+
+def test_slots(client):
+    slots = client.get("/slots").json()
+    assert [s["id"] for s in slots] == [0, 1, 2, 3]
+    assert all(s["n_ctx"] == 2048 for s in slots)
+
+
+def test_stream_disconnect_frees_slot(server, client):
+    wait_idle(client)
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        with c.stream("POST", "/completion", json={"prompt": "Tell a long story", "n_predict": 2000, "ignore_eos": True, "stream": True}) as r:
+            for i, _ in enumerate(r.iter_lines()):
+                if i > 4:
+                    break
+            assert any(s["is_processing"] for s in client.get("/slots").json())
+    slots = wait_idle(client, timeout=10)
+    assert not any(s["is_processing"] for s in slots)
+
+
+def test_non_stream_disconnect_frees_slot(server, client):
+    wait_idle(client)
+    try:
+        httpx.post(server.url + "/completion", json={"prompt": "Tell a long story", "n_predict": 2000, "ignore_eos": True}, timeout=0.5)
+    except httpx.ReadTimeout:
+        pass
+    wait_idle(client, timeout=10)
+    r = client.post("/completion", json={"prompt": "Hi", "n_predict": 2})
+    assert r.status_code == 200
+
+
+def test_more_requests_than_slots_all_complete(server):
+    import concurrent.futures
+
+    def one(i):
+        with httpx.Client(base_url=server.url, timeout=120) as c:
+            return c.post("/completion", json={"prompt": f"Item {i}:", "n_predict": 8, "temperature": 0}).json()
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(one, range(10)))
+    assert all(r["tokens_predicted"] == 8 for r in results)
+
+
+def test_context_limit_stops_generation(small_server):
+    with small_server.client() as c:
+        d = c.post("/completion", json={"prompt": "Count forever: 1, 2, 3,", "n_predict": -1, "ignore_eos": True, "temperature": 0}).json()
+        assert d["stop_type"] == "limit" and d["truncated"] is True
+        assert d["tokens_evaluated"] + d["tokens_predicted"] == 256
+        assert d["model"] == "tiny"
+
+
+def test_slots_disabled(small_server):
+    with small_server.client() as c:
+        assert_error(c.get("/slots"), 501, "not_supported_error", "slots")
+
+
+def test_cache_reuse_shifts_cached_chunks(small_server):
+    # The cached prompt had a passage that the new prompt drops: the text after it is
+    # shifted into place in the KV cache instead of being evaluated again.
+    head = "Notes: "
+    middle = "the quick brown fox jumps over the lazy dog near the river bank today. " * 2
+    with small_server.client() as c:
+        n_middle = len(c.post("/tokenize", json={"content": middle}).json()["tokens"])
+        c.post("/completion", json={"prompt": head + "Some words to drop. " + middle, "n_predict": 1, "temperature": 0})
+        d = c.post("/completion", json={"prompt": head + middle, "n_predict": 8, "temperature": 0}).json()
+        assert d["timings"]["cache_n"] >= n_middle - 2
+        # the middle's KV was computed after the dropped words, so the text may differ from a fresh run
+        # (as in llama-server); generation must still go on from the shifted cache
+        assert d["tokens_predicted"] == 8 and d["tokens_cached"] == d["tokens_evaluated"] + 7
+        c.post("/completion", json={"prompt": head + "Other words to drop. " + middle, "n_predict": 1, "temperature": 0})
+        off = c.post("/completion", json={"prompt": head + middle, "n_predict": 1, "temperature": 0, "n_cache_reuse": 0}).json()
+        assert off["timings"]["cache_n"] < 8

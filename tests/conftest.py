@@ -1,0 +1,88 @@
+"""Shared fixtures: real llamaserve processes on the bundled SmolLM2 model, reached over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from llamaserve.config import bundled_model_path
+
+MODEL = str(bundled_model_path())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    proc: subprocess.Popen
+    url: str
+    log_path: str
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 120), **kw)
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_server(tmp_dir, *args: str, wait: bool = True) -> LiveServer:
+    port = free_port()
+    log_path = os.path.join(str(tmp_dir), f"server-{port}.log")
+    cmd = [sys.executable, "-m", "llamaserve", "--port", str(port), "-t", "2", *args]
+    proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
+    if wait:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
+            try:
+                if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        server.stop()
+        raise RuntimeError(f"server did not become healthy:\n{server.log()}")
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The main test server: 4 slots, 2048 tokens each."""
+    srv = start_server(tmp_path_factory.mktemp("srv"), "-np", "4", "-c", "8192")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def small_server(tmp_path_factory):
+    """One slot of 256 tokens, /slots disabled: context limits and disabled endpoints."""
+    srv = start_server(tmp_path_factory.mktemp("small"), "-np", "1", "-c", "256", "--no-slots", "-a", "tiny", "--cache-reuse", "8")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def client(server):
+    with server.client() as c:
+        yield c

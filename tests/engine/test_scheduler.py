@@ -1,0 +1,103 @@
+"""The scheduler with the real model, no HTTP: batching, cancellation, deferral, decode-failure handling."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+from llamaserve.config import Config
+from llamaserve.engine import SamplingParams, Scheduler, Task
+from tests.conftest import MODEL
+
+
+@pytest.fixture(scope="module")
+def engine():
+    results: queue.Queue = queue.Queue()
+    sched = Scheduler(Config(model=MODEL, n_parallel=2, n_ctx=2048, n_threads=2, n_batch=64), lambda rs: [results.put(r) for r in rs])
+    sched.start()
+    assert sched.ready.wait(60) and sched.load_error is None
+    yield sched, results
+    sched.stop()
+
+
+def run(engine, tasks, timeout=60):
+    sched, results = engine
+    sched.submit(tasks)
+    finals = {}
+    deadline = time.time() + timeout
+    while len(finals) < len(tasks):
+        r = results.get(timeout=max(0.1, deadline - time.time()))
+        if r.done:
+            finals[r.task.id] = r
+    return [finals[t.id] for t in tasks]
+
+
+def greedy(sched, text, n=16, **kw):
+    return Task(sched.model.tokenize(text), SamplingParams(temperature=0), n_predict=n, **kw)
+
+
+def test_batched_equals_alone(engine):
+    sched, _ = engine
+    texts = ["The sky is", "My favourite food is", "In 1492,", "Water boils at", "The best way to learn is"]
+    alone = [run(engine, [greedy(sched, t, cache_prompt=False)])[0].text for t in texts]
+    together = [r.text for r in run(engine, [greedy(sched, t, cache_prompt=False) for t in texts])]
+    assert together == alone
+
+
+def test_chunked_prefill_matches_single_batch(engine):
+    # n_batch is 64, so a 300-token prompt is fed in chunks while another slot generates
+    sched, _ = engine
+    long_text = "Some facts about the ocean. " * 50
+    alone = run(engine, [greedy(sched, long_text, cache_prompt=False)])[0]
+    assert alone.n_prompt > 64 * 3
+    short = greedy(sched, "Hello there", n=40, cache_prompt=False)
+    both = run(engine, [short, greedy(sched, long_text, cache_prompt=False)])
+    assert both[1].text == alone.text
+
+
+def test_deferred_tasks_wait_for_a_slot(engine):
+    sched, _ = engine
+    tasks = [Task(sched.model.tokenize(f"Number {i} is"), SamplingParams(temperature=0, ignore_eos=True), n_predict=6) for i in range(5)]
+    results = run(engine, tasks)  # 5 tasks, 2 slots
+    assert [(r.n_decoded, r.stop_type, r.error) for r in results] == [(6, "limit", None)] * 5
+
+
+def test_cancel_frees_the_slot_within_a_step(engine):
+    sched, results = engine
+    task = Task(sched.model.tokenize("Once upon a time"), SamplingParams(temperature=0, ignore_eos=True), n_predict=100000, stream=True)
+    sched.submit([task])
+    first = results.get(timeout=30)
+    assert first.task is task and not first.done
+    steps = sched.n_steps
+    task.cancel()
+    deadline = time.time() + 5
+    while any(s.busy for s in sched.slots) and time.time() < deadline:
+        time.sleep(0.005)
+    assert not any(s.busy for s in sched.slots)
+    assert sched.n_steps - steps <= 3
+    while not results.empty():
+        results.get()
+
+
+def test_t_max_predict_ms(engine):
+    sched, _ = engine
+    task = Task(sched.model.tokenize("List of numbers:\n1\n2\n"), SamplingParams(temperature=0, ignore_eos=True), n_predict=5000, t_max_predict_ms=50)
+    r = run(engine, [task])[0]
+    assert r.stop_type == "limit" and r.n_decoded < 5000
+
+
+def test_stream_results_carry_text_deltas(engine):
+    sched, results = engine
+    task = greedy(sched, "The capital of France is", n=12, stream=True)
+    sched.submit([task])
+    parts = []
+    while True:
+        r = results.get(timeout=30)
+        parts.append(r.text)
+        if r.done:
+            break
+    whole = run(engine, [greedy(sched, "The capital of France is", n=12)])[0].text
+    assert "".join(parts) == whole

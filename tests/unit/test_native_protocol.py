@@ -1,0 +1,69 @@
+"""Request → Task translation of the native format, with a stand-in tokenizer (no model)."""
+
+import math
+
+import pytest
+
+from llamaserve.config import SamplingDefaults
+from llamaserve.errors import InvalidRequest
+from llamaserve.protocol import native
+
+
+def fake_tokenize(text, add_special):
+    return ([1] if add_special else []) + [ord(c) for c in text]
+
+
+def prompts(p):
+    return native.tokenize_prompts(p, fake_tokenize, 1000)
+
+
+def test_prompt_forms():
+    assert prompts("ab") == [[1, 97, 98]]
+    assert prompts([5, 6]) == [[5, 6]]
+    assert prompts(["a", 5, "b"]) == [[1, 97, 5, 98]]
+    assert prompts(["a", "b"]) == [[1, 97], [1, 98]]
+    assert prompts([[5, 6], "c"]) == [[5, 6], [1, 99]]
+
+
+@pytest.mark.parametrize("bad", [None, [], 5, {"x": 1}, [True], [[1], 2.5], [1, 5000]])
+def test_bad_prompts(bad):
+    with pytest.raises(InvalidRequest):
+        prompts(bad)
+
+
+def test_samplers_names_aliases_and_letters():
+    assert native.parse_samplers(["top-k", "nucleus", "temp", "typical_p", "minp"]) == ["top_k", "top_p", "temperature", "typ_p", "min_p"]
+    assert native.parse_samplers("edkypmxt") == ["penalties", "dry", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"]
+    with pytest.raises(InvalidRequest):
+        native.parse_samplers("kz")
+
+
+def test_logit_bias_forms():
+    assert native.parse_logit_bias([[5, 1.5], [6, False]], fake_tokenize, 100) == [(5, 1.5), (6, -math.inf)]
+    assert native.parse_logit_bias({"7": -2}, fake_tokenize, 100) == [(7, -2.0)]
+    assert native.parse_logit_bias([["ab", 3]], fake_tokenize, 100) == [(97, 3.0), (98, 3.0)]
+    with pytest.raises(InvalidRequest):
+        native.parse_logit_bias([[500, 1]], fake_tokenize, 100)
+    with pytest.raises(InvalidRequest):
+        native.parse_logit_bias([[5, "x"]], fake_tokenize, 100)
+
+
+def test_task_defaults_and_overrides():
+    defaults = SamplingDefaults(n_predict=50, temperature=0.3)
+    req = native.parse_request({"prompt": "x", "n_predict": 200, "stop": "END", "seed": -1})
+    task = native.build_tasks(req, [[1, 2]], defaults, fake_tokenize, 100)[0]
+    assert task.n_predict == 50  # the server-wide -n caps requests
+    assert task.stop == ["END"] and task.params.seed == 0xFFFFFFFF and task.params.temperature == 0.3
+    req = native.parse_request({"prompt": "x", "max_tokens": 7, "temperature": 0})
+    task = native.build_tasks(req, [[1]], SamplingDefaults(), fake_tokenize, 100)[0]
+    assert task.n_predict == 7 and task.params.is_greedy
+
+
+def test_type_errors_name_the_field():
+    with pytest.raises(InvalidRequest, match="top_k"):
+        native.parse_request({"prompt": "x", "top_k": "many"})
+
+
+def test_select_fields():
+    res = {"a": 1, "b": {"c": 2}}
+    assert native.select_fields(res, ["a", "b/c", "missing"]) == {"a": 1, "b/c": 2}
