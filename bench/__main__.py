@@ -1,0 +1,227 @@
+"""python -m bench: measure servers side by side (llamaserve, llama-server, llama-cpp-python) and print ratios.
+
+Examples:
+  # an already running server
+  python -m bench --url ours=http://127.0.0.1:8080
+  # start llamaserve and llama.cpp's llama-server with identical settings, interleave, print ours/theirs
+  python -m bench --llama-server /path/to/llama-server --python-peer --plot bench/results/plot.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pathlib
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from bench.load import LevelResult, run_level, warm_up
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Launched:
+    def __init__(self, name: str, cmd: list[str], api: str, health: str, log_dir: pathlib.Path):
+        self.name, self.api = name, api
+        self.port = _free_port()
+        cmd = [c.replace("{port}", str(self.port)) for c in cmd]
+        self.log_path = log_dir / f"{name}.log"
+        print(f"starting {name}: {shlex.join(cmd)}", file=sys.stderr)
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{name} exited ({self.proc.returncode}); see {self.log_path}")
+            try:
+                if httpx.get(self.url + health, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"{name} did not become ready; see {self.log_path}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _default_model() -> str:
+    from llamaserve.config import bundled_model_path
+
+    return str(bundled_model_path())
+
+
+def engine_ceiling(batched_bench: str, model: str, args) -> dict[int, float]:
+    """llama-batched-bench: the engine alone (no server) at the same settings; tok/s of generation per level."""
+    levels = ",".join(str(c) for c in args.concurrency)
+    cmd = [batched_bench, "-m", model, "-c", str(args.ctx), "-b", str(args.batch), "-ub", str(min(512, args.batch)),
+           "-t", str(args.threads), "-npp", str(args.prompt_words), "-ntg", str(args.n_predict), "-npl", levels, "--no-repack",
+           "--output-format", "jsonl"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    ceiling = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            row = json.loads(line)
+            ceiling[int(row["pl"])] = float(row["speed_tg"]) * 1.0
+    return ceiling
+
+
+def print_table(results: list[LevelResult], ceiling: dict[int, float], ours: str, theirs: str | None) -> None:
+    header = f"{'server':<20}{'conc':>5}{'tok/s':>9}{'req/s':>8}{'TTFT p50':>10}{'TTFT p90':>10}{'ITL p50':>9}{'ITL p99':>9}{'err':>5}"
+    print(header)
+    print("-" * len(header))
+    for r in sorted(results, key=lambda r: (r.concurrency, r.server)):
+        print(f"{r.server:<20}{r.concurrency:>5}{r.gen_tok_s:>9.1f}{r.req_s:>8.2f}{r.ttft_p50_ms:>10.1f}"
+              f"{r.ttft_p90_ms:>10.1f}{r.itl_p50_ms:>9.2f}{r.itl_p99_ms:>9.2f}{r.errors:>5}")
+    if ceiling:
+        print("\nengine ceiling (llama-batched-bench, generation tok/s): "
+              + ", ".join(f"c={c}: {v:.1f}" for c, v in sorted(ceiling.items())))
+    if theirs:
+        print(f"\nratios {ours} / {theirs} (tok/s: higher is better; TTFT, ITL: lower is better)")
+        by = {(r.server, r.concurrency): r for r in results}
+        for c in sorted({r.concurrency for r in results}):
+            a, b = by.get((ours, c)), by.get((theirs, c))
+            if not a or not b:
+                continue
+            line = (f"  c={c}: tok/s {a.gen_tok_s / b.gen_tok_s:.3f}  TTFT p50 {a.ttft_p50_ms / b.ttft_p50_ms:.3f}  "
+                    f"ITL p50 {a.itl_p50_ms / b.itl_p50_ms:.3f}")
+            if c in ceiling:
+                line += f"  ours/ceiling {a.gen_tok_s / ceiling[c]:.3f}"
+            print(line)
+
+
+def plot(results: list[LevelResult], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in sorted({r.server for r in results}):
+        rs = sorted((r for r in results if r.server == name), key=lambda r: r.concurrency)
+        xs = [r.concurrency for r in rs]
+        ax1.plot(xs, [r.gen_tok_s for r in rs], marker="o", label=name)
+        ax2.plot(xs, [r.ttft_p50_ms for r in rs], marker="o", label=name)
+    ax1.set(xlabel="concurrent clients", ylabel="generation tok/s", title="throughput")
+    ax2.set(xlabel="concurrent clients", ylabel="TTFT p50 (ms)", title="time to first token", yscale="log")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}", file=sys.stderr)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", action="append", default=[], metavar="NAME=URL[,api]", help="an already running server (api: native|openai)")
+    ap.add_argument("--llama-server", metavar="PATH", help="start llama.cpp's llama-server from PATH beside llamaserve")
+    ap.add_argument("--batched-bench", metavar="PATH", help="llama-batched-bench, for the engine ceiling")
+    ap.add_argument("--python-peer", action="store_true", help="also start llama-cpp-python's server (OpenAI API)")
+    ap.add_argument("--no-ours", action="store_true", help="do not start llamaserve")
+    ap.add_argument("-m", "--model", default=None, help="GGUF model (default: the bundled SmolLM2)")
+    ap.add_argument("-np", "--parallel", type=int, default=8)
+    ap.add_argument("-c", "--ctx", type=int, default=8192)
+    ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("-b", "--batch", type=int, default=512)
+    ap.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 8])
+    ap.add_argument("--prompt-words", type=int, default=60, help="prompt length (about this many tokens)")
+    ap.add_argument("-n", "--n-predict", type=int, default=128)
+    ap.add_argument("--requests", type=int, default=3, help="requests per client at each level")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the interleaved sweep this many times")
+    ap.add_argument("--json", default="bench/results/latest.json", help="where to write the JSON results")
+    ap.add_argument("--plot", default=None, metavar="PNG")
+    args = ap.parse_args()
+
+    model = args.model or _default_model()
+    log_dir = pathlib.Path("bench/results")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-np", str(args.parallel), "-c", str(args.ctx),
+              "-t", str(args.threads), "-b", str(args.batch)]
+    servers: list[tuple[str, str, str]] = []  # (name, url, api)
+    launched: list[Launched] = []
+    try:
+        if not args.no_ours:
+            ours = Launched("llamaserve", [sys.executable, "-m", "llamaserve", *common, "--no-repack"], "native", "/health", log_dir)
+            launched.append(ours)
+            servers.append(("llamaserve", ours.url, "native"))
+        if args.llama_server:
+            # --no-repack on both: native ggml builds crash in AMX kernels on CPUs that advertise AMX in some VMs
+            theirs = Launched("llama-server", [args.llama_server, *common, "--no-repack", "--no-webui"], "native", "/health", log_dir)
+            launched.append(theirs)
+            servers.append(("llama-server", theirs.url, "native"))
+        if args.python_peer:
+            peer = Launched("llama-cpp-python", [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+                                                 "--port", "{port}", "--n_ctx", str(args.ctx), "--n_threads", str(args.threads),
+                                                 "--n_batch", str(args.batch)], "openai", "/v1/models", log_dir)
+            launched.append(peer)
+            servers.append(("llama-cpp-python", peer.url, "openai"))
+        for spec in args.url:
+            name, _, rest = spec.partition("=")
+            url, _, api = rest.partition(",")
+            servers.append((name, url, api or "native"))
+        if not servers:
+            ap.error("nothing to measure: give --url, or let it start llamaserve")
+
+        for name, url, api in servers:
+            asyncio.run(warm_up(url, api, model))
+        results: list[LevelResult] = []
+        for _ in range(args.rounds):
+            for c in args.concurrency:
+                for name, url, api in servers:  # interleaved: every server at this level before the next level
+                    r = asyncio.run(run_level(url, name, api, c, args.requests, args.prompt_words, args.n_predict, os.path.basename(model)))
+                    print(f"  {name} c={c}: {r.gen_tok_s:.1f} tok/s, TTFT p50 {r.ttft_p50_ms:.1f} ms, ITL p50 {r.itl_p50_ms:.2f} ms, errors {r.errors}", file=sys.stderr)
+                    results.append(r)
+    finally:
+        for s in launched:
+            s.stop()
+
+    if args.rounds > 1:  # keep the best round of each (server, level): the least disturbed by the machine
+        best: dict[tuple[str, int], LevelResult] = {}
+        for r in results:
+            k = (r.server, r.concurrency)
+            if k not in best or r.gen_tok_s > best[k].gen_tok_s:
+                best[k] = r
+        results = list(best.values())
+    ceiling = engine_ceiling(args.batched_bench, model, args) if args.batched_bench else {}
+    names = [s[0] for s in servers]
+    print_table(results, ceiling, names[0], "llama-server" if "llama-server" in names and names[0] != "llama-server" else None)
+    if "llama-cpp-python" in names and "llamaserve" in names:
+        by = {(r.server, r.concurrency): r for r in results}
+        for c in args.concurrency:
+            a, b = by.get(("llamaserve", c)), by.get(("llama-cpp-python", c))
+            if a and b and b.gen_tok_s > 0:
+                print(f"  c={c}: llamaserve / llama-cpp-python tok/s {a.gen_tok_s / b.gen_tok_s:.2f}")
+    out = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "settings": {k: getattr(args, k) for k in ("parallel", "ctx", "threads", "batch", "concurrency", "prompt_words", "n_predict", "requests", "rounds")},
+        "model": model,
+        "engine_ceiling_tok_s": ceiling,
+        "results": [r.as_dict() for r in results],
+    }
+    pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"results written to {args.json}", file=sys.stderr)
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
