@@ -36,6 +36,13 @@ async def read_json(request: Request) -> Any:
         raise InvalidRequest(f"invalid JSON in request body: {exc}") from None
 
 
+async def read_json_object(request: Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
 def note(request: Request, **fields: Any) -> None:
     """Facts for the one log line of this request (see api/app.py)."""
     request.scope.setdefault("llamaserve.log", {}).update(fields)
@@ -120,9 +127,7 @@ def _note_results(request: Request, results) -> None:
 @router.post("/tokenize")
 async def tokenize(request: Request) -> Response:
     model = _bridge(request).model
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
+    body = await read_json_object(request)
     content = body.get("content", "")
     add_special = body.get("add_special", False)
     parse_special = body.get("parse_special", True)
@@ -155,9 +160,7 @@ async def tokenize(request: Request) -> Response:
 @router.post("/detokenize")
 async def detokenize(request: Request) -> Response:
     model = _bridge(request).model
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
+    body = await read_json_object(request)
     tokens = body.get("tokens", [])
     if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
         raise InvalidRequest('"tokens" must be an array of token ids')

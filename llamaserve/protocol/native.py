@@ -5,6 +5,7 @@ Pure translation: tokenization is passed in as a function, nothing here does I/O
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, Union
 
@@ -82,6 +83,11 @@ class CompletionRequest(BaseModel):
     seed: StrictInt | None = None
     min_keep: StrictInt = 0
     ignore_eos: StrictBool = False
+
+
+_SHARED_SAMPLING_FIELDS = tuple(
+    f.name for f in dataclasses.fields(SamplingParams) if f.name in CompletionRequest.model_fields
+)
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -238,38 +244,19 @@ def build_tasks(
         seed = RANDOM_SEED
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     n_predict = _n_predict(req, defaults)
-    params = SamplingParams(
-        temperature=float(defaults.temperature if req.temperature is None else req.temperature),
-        dynatemp_range=float(req.dynatemp_range),
-        dynatemp_exponent=float(req.dynatemp_exponent),
-        top_k=defaults.top_k if req.top_k is None else req.top_k,
-        top_p=float(defaults.top_p if req.top_p is None else req.top_p),
-        min_p=float(defaults.min_p if req.min_p is None else req.min_p),
-        typical_p=float(req.typical_p),
-        top_n_sigma=float(req.top_n_sigma),
-        repeat_penalty=float(req.repeat_penalty),
-        repeat_last_n=req.repeat_last_n,
-        presence_penalty=float(req.presence_penalty),
-        frequency_penalty=float(req.frequency_penalty),
-        dry_multiplier=float(req.dry_multiplier),
-        dry_base=float(req.dry_base),
-        dry_allowed_length=req.dry_allowed_length,
-        dry_penalty_last_n=req.dry_penalty_last_n,
-        dry_sequence_breakers=list(req.dry_sequence_breakers),
-        xtc_probability=float(req.xtc_probability),
-        xtc_threshold=float(req.xtc_threshold),
-        mirostat=req.mirostat,
-        mirostat_tau=float(req.mirostat_tau),
-        mirostat_eta=float(req.mirostat_eta),
-        seed=seed & 0xFFFFFFFF,
-        min_keep=req.min_keep,
-        ignore_eos=req.ignore_eos,
-        logit_bias=parse_logit_bias(req.logit_bias, tokenize, n_vocab),
-        n_probs=req.n_probs,
-        post_sampling_probs=req.post_sampling_probs,
-        samplers=parse_samplers(req.samplers),
-        grammar=req.grammar,
-    )
+    # Fields named alike in the request and in SamplingParams are copied; the rest is resolved here.
+    given = {name: getattr(req, name) for name in _SHARED_SAMPLING_FIELDS if getattr(req, name) is not None}
+    params = SamplingParams(**{
+        **given,
+        "temperature": float(defaults.temperature if req.temperature is None else req.temperature),
+        "top_k": defaults.top_k if req.top_k is None else req.top_k,
+        "top_p": float(defaults.top_p if req.top_p is None else req.top_p),
+        "min_p": float(defaults.min_p if req.min_p is None else req.min_p),
+        "seed": seed & 0xFFFFFFFF,
+        "logit_bias": parse_logit_bias(req.logit_bias, tokenize, n_vocab),
+        "samplers": parse_samplers(req.samplers),
+        "dry_sequence_breakers": list(req.dry_sequence_breakers),
+    })
     return [
         Task(
             prompt=tokens, params=params, n_predict=n_predict, stop=stop, cache_prompt=req.cache_prompt,

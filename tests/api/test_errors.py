@@ -77,3 +77,8 @@ def test_tokenize_errors(client):
     assert_error(client.post("/tokenize", json={"content": 5}), 400, "invalid_request_error", "content")
     assert_error(client.post("/detokenize", json={"tokens": ["a"]}), 400, "invalid_request_error", "tokens")
     assert_error(client.post("/detokenize", json={"tokens": [-1]}), 400, "invalid_request_error", "invalid token")
+
+
+@pytest.mark.parametrize("route", ["/tokenize", "/detokenize"])
+def test_tokenizer_routes_need_an_object(client, route):
+    assert_error(client.post(route, json=[1, 2]), 400, "invalid_request_error", "object")
