@@ -168,7 +168,7 @@ def main() -> None:
             launched.append(theirs)
             servers.append(("llama-server", theirs.url, "native"))
         if args.python_peer:
-            peer = Launched("llama-cpp-python", [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
+            peer = Launched("llama-cpp-python", [sys.executable, "-m", "bench.llama_cpp_python_peer", "--model", model, "--host", "127.0.0.1",
                                                  "--port", "{port}", "--n_ctx", str(args.ctx), "--n_threads", str(args.threads),
                                                  "--n_batch", str(args.batch)], "openai", "/v1/models", log_dir)
             launched.append(peer)
