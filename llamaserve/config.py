@@ -65,7 +65,7 @@ class Config:
     cache_type_v: str = "f16"
     use_mmap: bool = True
     use_mlock: bool = False
-    repack: bool | None = None  # None = on unless the CPU advertises AMX (see engine/cpu_probe.py)
+    repack: bool | None = None  # None = on unless the CPU advertises AMX (see engine/cpu_features.py)
 
     # HTTP
     timeout: int = 3600

@@ -14,7 +14,7 @@ from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
-from llamaserve.errors import InvalidRequest, NotSupported
+from llamaserve.errors import InvalidRequest, NotSupported, Unavailable
 from llamaserve.protocol import native
 
 router = APIRouter()
@@ -237,8 +237,6 @@ async def slots(request: Request) -> Response:
             entry["n_cached_tokens"] = s.n_past
         out.append(entry)
     if fail_on_no_slot and all(e["is_processing"] for e in out):
-        from llamaserve.errors import Unavailable
-
         raise Unavailable("no slot available")
     return json_response(out)
 

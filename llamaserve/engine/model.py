@@ -9,14 +9,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import pathlib
 import time
 from dataclasses import dataclass
 
 import llama_cpp.llama_cpp as ll
 
 from llamaserve.config import Config
-from llamaserve.engine.cpu_probe import use_extra_buffer_types
+from llamaserve.engine.cpu_features import use_extra_buffer_types
 from llamaserve.errors import ServerError
 
 log = logging.getLogger("llamaserve.engine")
@@ -227,7 +226,3 @@ class Model:
         if getattr(self, "model", None):
             ll.llama_model_free(self.model)
             self.model = None
-
-
-def model_file_name(path: str) -> str:
-    return pathlib.Path(path).name
