@@ -98,8 +98,10 @@ class SamplerChain:
             self._add(ll.llama_sampler_init_dist(p.seed))
 
     def accept_prompt(self, tokens: list[int]) -> None:
-        """Feed prompt tokens to stateful samplers (penalties, DRY) as llama-server does."""
-        if self.params.is_greedy:
+        """Feed prompt tokens to stateful samplers (penalties, DRY) as llama-server does.
+
+        Not with a grammar: it sits in the same chain and must only see generated tokens."""
+        if self.params.is_greedy or self.params.grammar:
             return
         for t in tokens:
             ll.llama_sampler_accept(self.ptr, t)

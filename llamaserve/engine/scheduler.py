@@ -222,8 +222,7 @@ class Scheduler:
         except ServerError as exc:
             out.append(self._error(task, exc))
             return
-        if task.params.grammar == "":
-            chain.accept_prompt(prompt)
+        chain.accept_prompt(prompt)
 
         keep = common_prefix(slot.cache, prompt) if task.cache_prompt else 0
         if task.cache_prompt and task.cache_reuse > 0:
