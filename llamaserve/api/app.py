@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import errors, native
+from llamaserve.api import errors, native, openai
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
@@ -70,5 +70,6 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.state.bridge = bridge
     errors.install(app)
     app.include_router(native.router)
+    app.include_router(openai.router)
     app.add_middleware(RequestLog, bridge=bridge)
     return app

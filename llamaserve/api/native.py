@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge, raise_if_error
+from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
@@ -72,19 +72,15 @@ async def completion(request: Request) -> Response:
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
 
-    finals: dict[int, Result] = {}
     try:
-        async for r in bridge.run(request, tasks):
-            if r.done:
-                raise_if_error(r)
-                finals[r.task.index] = r
+        finals = await bridge.collect(request, tasks)
     except ClientGone:
         return Response(status_code=499)
     out = [
-        native.final_json(finals[t.index], alias, model.detokenize(t.prompt, special=True), req.return_tokens, req.response_fields)
-        for t in tasks
+        native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), req.return_tokens, req.response_fields)
+        for r in finals
     ]
-    _note_results(request, finals.values())
+    note_results(request, finals)
     return json_response(out[0] if len(out) == 1 else out)
 
 
@@ -107,10 +103,10 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req
     except ClientGone:
         return
     finally:
-        _note_results(request, finals)
+        note_results(request, finals)
 
 
-def _note_results(request: Request, results) -> None:
+def note_results(request: Request, results) -> None:
     results = list(results)
     if results:
         note(
