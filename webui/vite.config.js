@@ -1,6 +1,8 @@
 // Builds the chat UI into the Python package (llamaserve/webui_dist), which serves it at `/`.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
 // `npm run dev` proxies the API to a llamaserve started separately on this address.
@@ -32,11 +34,38 @@ function thirdPartyLicenses() {
   };
 }
 
+// A digest of the sources, written beside the build: tests/api/test_webui.py recomputes it and so
+// notices a change under webui/ that was committed without rebuilding llamaserve/webui_dist.
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const SOURCES = ['index.html', 'package.json', 'package-lock.json', 'vite.config.js', 'src'];
+
+function listFiles(rel) {
+  const full = path.join(ROOT, rel);
+  if (!fs.statSync(full).isDirectory()) return [rel];
+  return fs.readdirSync(full).flatMap((name) => listFiles(`${rel}/${name}`));
+}
+
+function sourceDigest() {
+  return {
+    name: 'source-digest',
+    apply: 'build',
+    generateBundle() {
+      const hash = crypto.createHash('sha256');
+      for (const rel of SOURCES.flatMap(listFiles).sort()) {
+        hash.update(rel + '\0');
+        hash.update(fs.readFileSync(path.join(ROOT, rel)));
+        hash.update('\0');
+      }
+      this.emitFile({ type: 'asset', fileName: 'source-digest.txt', source: hash.digest('hex') + '\n' });
+    },
+  };
+}
+
 export default defineConfig({
   // Relative asset and API URLs: the UI keeps working behind a reverse proxy under a path prefix.
   base: './',
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
-  plugins: [thirdPartyLicenses()],
+  plugins: [thirdPartyLicenses(), sourceDigest()],
   build: {
     outDir: '../llamaserve/webui_dist',
     emptyOutDir: true,

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import pathlib
 import re
+
+import pytest
 
 from llamaserve.api import webui
 from tests.api.test_errors import assert_error
@@ -85,3 +89,24 @@ def test_load_bundle_reads_a_build_folder(tmp_path):
     assert bundle["assets/app-1a2b.js"].gzipped is None  # too short to shrink
     assert bundle["assets/logo.png"].media_type == "image/png"
     assert webui.is_public_path("/") and webui.is_public_path("/assets/app-1a2b.js") and not webui.is_public_path("/props")
+
+
+WEBUI_SOURCES = pathlib.Path(__file__).resolve().parents[2] / "webui"
+
+
+def test_built_ui_matches_its_sources():
+    """The committed build carries a digest of webui/ (see webui/vite.config.js); a source edit
+    committed without `npm ci && npm run build` shows up here."""
+    if not (WEBUI_SOURCES / "package.json").is_file():
+        pytest.skip("no webui/ sources in this installation")
+    files = []
+    for rel in ("index.html", "package.json", "package-lock.json", "vite.config.js", "src"):
+        path = WEBUI_SOURCES / rel
+        files += [f.relative_to(WEBUI_SOURCES).as_posix() for f in path.rglob("*") if f.is_file()] if path.is_dir() else [rel]
+    digest = hashlib.sha256()
+    for rel in sorted(files):
+        digest.update(rel.encode() + b"\0")
+        digest.update((WEBUI_SOURCES / rel).read_bytes())
+        digest.update(b"\0")
+    built = (webui.DIST / "source-digest.txt").read_text().strip()
+    assert built == digest.hexdigest(), "webui/ changed without a rebuild: cd webui && npm ci && npm run build"
