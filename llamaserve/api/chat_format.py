@@ -68,7 +68,7 @@ class ChatFormatter:
         try:
             text = self.template.render(messages, add_generation_prompt=add_generation_prompt, tools=tools, **kwargs)
         except TemplateError as exc:
-            raise InvalidRequest(f"chat template error: {exc}") from None
+            raise InvalidRequest(str(exc)) from None
         if self.strip_bos and self.bos_token and text.startswith(self.bos_token):
             text = text[len(self.bos_token):]  # tokenizing adds it again
         return text
