@@ -7,15 +7,16 @@ from typing import Any, AsyncIterator
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge, raise_if_error
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
-from llamaserve.engine import Result, Task
+from llamaserve.engine import Result, Task, grammar_compiles
 from llamaserve.errors import InvalidRequest, NotSupported, Unavailable
-from llamaserve.protocol import native
+from llamaserve.protocol import constraints, native
 
 router = APIRouter()
 
@@ -68,6 +69,8 @@ async def completion(request: Request) -> Response:
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    # before queueing: a bad grammar is a plain 400, streaming or not (off the event loop: big grammars take ms)
+    await run_in_threadpool(constraints.check_grammar, tasks[0].params.grammar, lambda g: grammar_compiles(model, g))
     alias = config.model_alias
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
