@@ -472,16 +472,18 @@ class Grammar:
 
 def _fold_aliases(rules: dict[str, Expr]) -> dict[str, Expr]:
     """`a ::= b` where only `a` uses `b`: give b's definition to a (so `root` is the schema's own rule)."""
-    for a in list(rules):
-        e = rules.get(a)
-        if not isinstance(e, Ref) or e.name == a or e.name not in rules:
-            continue
-        b = e.name
-        users = sum(_count_refs(x, b) for n, x in rules.items() if n != b)
-        if users == 1:
-            body = rules.pop(b)
-            rename = lambda r: Ref(a) if r.name == b else r  # noqa: E731
-            rules[a] = map_refs(body, rename)
+    changed = True
+    while changed:
+        changed = False
+        for a in list(rules):
+            e = rules.get(a)
+            if not isinstance(e, Ref) or e.name == a or e.name not in rules:
+                continue
+            b = e.name
+            if sum(_count_refs(x, b) for n, x in rules.items() if n != b) == 1:
+                body = rules.pop(b)
+                rules[a] = map_refs(body, lambda r: Ref(a) if r.name == b else r)
+                changed = True
     return rules
 
 

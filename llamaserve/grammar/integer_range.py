@@ -1,6 +1,6 @@
 """Exact grammars for the decimal integers between two bounds (JSON's form: no leading zeros, no "-0").
 
-An open bound is closed at MAX_DIGITS digits (a narrowing: every number produced still satisfies the
+An open bound is closed at MAX_DIGITS digits, or at the other bound's digit count if that is more (a narrowing: every number produced still satisfies the
 schema), which also keeps models from writing endless digit strings.
 """
 
@@ -73,11 +73,11 @@ def integer_range(lo: int | None, hi: int | None) -> Expr:
     if lo is None or lo < 0:
         # negatives: "-" then |n| in max(1, -hi)..-lo
         neg_lo = 1 if hi is None or hi >= 0 else -hi
-        neg_hi = max(top, neg_lo) if lo is None else -lo
+        neg_hi = max(top, 10 ** len(str(neg_lo)) - 1) if lo is None else -lo
         if neg_lo <= neg_hi:
             parts.append(seq(Lit("-"), _non_negative(neg_lo, neg_hi)))
     if hi is None or hi >= 0:
         pos_lo = 0 if lo is None or lo < 0 else lo
-        pos_hi = max(top, pos_lo) if hi is None else hi
+        pos_hi = max(top, 10 ** len(str(pos_lo)) - 1) if hi is None else hi
         parts.append(_non_negative(pos_lo, pos_hi))
     return alt(*parts[::-1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llamaserve.grammar.gbnf import (
-    EMPTY, MAX_CODEPOINT, NEVER, Alt, Chars, Expr, Lit, Ref, Rep, Seq, alt, chars, children,
+    EMPTY, MAX_CODEPOINT, NEVER, REPETITION_LIMIT, Alt, Chars, Expr, Lit, Ref, Rep, Seq, alt, chars, children,
     complement_ranges, intersect_ranges, normalize_ranges, opt, rep, seq,
 )
 
@@ -87,7 +87,7 @@ class _Parser:
 
     def quantifier_ahead(self) -> bool:
         c = self.peek()
-        return c in "*+?" or c == "{" and self._counts_at(self.i) is not None
+        return c != "" and c in "*+?" or c == "{" and self._counts_at(self.i) is not None
 
     def quantifier(self):
         c = self.peek()
@@ -355,6 +355,10 @@ def _simplify(e: Expr) -> Expr:
         return alt(*[_simplify(x) for x in e.items])
     if isinstance(e, Rep):
         item = _simplify(e.item)
+        if e.min > REPETITION_LIMIT:
+            raise PatternError(f"a repetition of at least {e.min} is above the supported {REPETITION_LIMIT}")
+        if e.max is not None and e.max > REPETITION_LIMIT:  # libllama would make it unbounded: narrow instead
+            e = Rep(e.item, e.min, REPETITION_LIMIT)
         if length_range(item)[0] == 0:
             # (x){m,n} with x able to match "" is (x without "")){0,n}: same strings, and the grammar
             # engine never loops on an empty iteration
