@@ -158,7 +158,8 @@ class _Converter:
         return Ref(name)
 
     def named(self, hint: str, e: Expr) -> Expr:
-        if isinstance(e, (Ref, Lit)) or isinstance(e, Chars):
+        """`e` itself if it is a single token of grammar text, else a rule for it."""
+        if isinstance(e, (Ref, Lit, Chars)):
             return e
         return self.g.add(hint, e)
 
