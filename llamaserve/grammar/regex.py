@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llamaserve.grammar.gbnf import (
-    EMPTY, MAX_CODEPOINT, NEVER, REPETITION_LIMIT, Alt, Chars, Expr, Lit, Ref, Rep, Seq, alt, chars, children,
-    complement_ranges, intersect_ranges, normalize_ranges, opt, rep, seq,
+    EMPTY, MAX_CODEPOINT, NEVER, REPETITION_LIMIT, Alt, Chars, Expr, Lit, Ref, Rep, Seq, alt, children,
+    complement_ranges, intersect_ranges, normalize_ranges, rep, seq,
 )
 
 
