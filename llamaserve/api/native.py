@@ -69,8 +69,10 @@ async def completion(request: Request) -> Response:
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
-    # before queueing: a bad grammar is a plain 400, streaming or not (off the event loop: big grammars take ms)
-    await run_in_threadpool(constraints.check_grammar, tasks[0].params.grammar, lambda g: grammar_compiles(model, g))
+    grammar = tasks[0].params.grammar
+    if grammar:
+        # before queueing, so a bad grammar is a plain 400 even when streaming; off the event loop: big grammars take ms
+        await run_in_threadpool(constraints.check_grammar, grammar, lambda g: grammar_compiles(model, g))
     alias = config.model_alias
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
