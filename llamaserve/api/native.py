@@ -69,10 +69,7 @@ async def completion(request: Request) -> Response:
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
-    grammar = tasks[0].params.grammar
-    if grammar:
-        # before queueing, so a bad grammar is a plain 400 even when streaming; off the event loop: big grammars take ms
-        await run_in_threadpool(constraints.check_grammar, grammar, lambda g: grammar_compiles(model, g))
+    await check_grammar(model, tasks)
     alias = config.model_alias
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
@@ -91,6 +88,14 @@ async def completion(request: Request) -> Response:
     ]
     _note_results(request, finals.values())
     return json_response(out[0] if len(out) == 1 else out)
+
+
+async def check_grammar(model, tasks: list[Task]) -> None:
+    """400 with the reason if libllama will not compile the tasks' grammar. Called before the tasks are
+    queued, so a streaming request gets a plain 400 too; off the event loop, as big grammars take ms."""
+    grammar = tasks[0].params.grammar if tasks else ""
+    if grammar:
+        await run_in_threadpool(constraints.check_grammar, grammar, lambda g: grammar_compiles(model, g))
 
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
