@@ -67,10 +67,17 @@ class Config:
     use_mlock: bool = False
     repack: bool | None = None  # None = on unless the CPU advertises AMX (see engine/cpu_features.py)
 
+    # chat
+    use_jinja: bool = True
+    chat_template: str = ""  # a built-in name or template source; "" = the model's own
+    chat_template_kwargs: dict = field(default_factory=dict)  # extra template variables for every request
+    prefill_assistant: bool = True  # a final assistant message is continued, not closed
+
     # HTTP
     timeout: int = 3600
     threads_http: int = -1
     endpoint_slots: bool = True
+    webui: bool = True  # the browser chat UI at /
 
     # logging
     verbose: bool = False

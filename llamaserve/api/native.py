@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge, raise_if_error
+from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
@@ -74,19 +74,15 @@ async def completion(request: Request) -> Response:
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
 
-    finals: dict[int, Result] = {}
     try:
-        async for r in bridge.run(request, tasks):
-            if r.done:
-                raise_if_error(r)
-                finals[r.task.index] = r
+        finals = await bridge.collect(request, tasks)
     except ClientGone:
         return Response(status_code=499)
     out = [
-        native.final_json(finals[t.index], alias, model.detokenize(t.prompt, special=True), req.return_tokens, req.response_fields)
-        for t in tasks
+        native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), req.return_tokens, req.response_fields)
+        for r in finals
     ]
-    _note_results(request, finals.values())
+    note_results(request, finals)
     return json_response(out[0] if len(out) == 1 else out)
 
 
@@ -100,27 +96,35 @@ async def check_grammar(model, tasks: list[Task]) -> None:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
     model = bridge.model
-    finals = []
+    async for r in stream_results(request, tasks, []):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+        elif r.done:
+            if r.text or r.probs:
+                yield sse_data(native.partial_json(r, True))
+                r.text, r.probs = "", []
+            yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
+        else:
+            yield sse_data(native.partial_json(r, True))
+
+
+async def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
+    """Results of a streamed request as they come, ending after an error or quietly when the client
+    leaves; final Results are collected into `finals` and noted for the log line."""
     try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                continue
+        async for r in request.app.state.bridge.run(request, tasks):
             if r.done:
                 finals.append(r)
-                if r.text or r.probs:
-                    yield sse_data(native.partial_json(r, True))
-                    r.text, r.probs = "", []
-                yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
-            else:
-                yield sse_data(native.partial_json(r, True))
+            yield r
+            if r.error is not None:
+                return
     except ClientGone:
         return
     finally:
-        _note_results(request, finals)
+        note_results(request, finals)
 
 
-def _note_results(request: Request, results) -> None:
+def note_results(request: Request, results) -> None:
     results = list(results)
     if results:
         note(
