@@ -7,7 +7,6 @@ from typing import Any, AsyncIterator
 
 import orjson
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
@@ -69,7 +68,7 @@ async def completion(request: Request) -> Response:
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
-    await check_grammar(model, tasks)
+    check_grammar(model, tasks)
     alias = config.model_alias
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
@@ -86,12 +85,13 @@ async def completion(request: Request) -> Response:
     return json_response(out[0] if len(out) == 1 else out)
 
 
-async def check_grammar(model, tasks: list[Task]) -> None:
-    """400 with the reason if libllama will not compile the tasks' grammar. Called before the tasks are
-    queued, so a streaming request gets a plain 400 too; off the event loop, as big grammars take ms."""
+def check_grammar(model, tasks: list[Task]) -> None:
+    """400 with the reason if libllama will not compile the tasks' grammar. Every route calls it before
+    queueing, so a streaming request gets a plain 400 too (compiling takes well under a millisecond for
+    typical grammars, a few for the largest, so it runs inline)."""
     grammar = tasks[0].params.grammar if tasks else ""
     if grammar:
-        await run_in_threadpool(constraints.check_grammar, grammar, lambda g: grammar_compiles(model, g))
+        constraints.check_grammar(grammar, lambda g: grammar_compiles(model, g))
 
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:

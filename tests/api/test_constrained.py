@@ -88,3 +88,30 @@ def test_server_keeps_serving_after_refusals(client):
         assert post(client, json_schema={"not": {}}, stream=True).status_code == 400
     d = post(client, json_schema={"type": "boolean"}).json()
     assert d["content"] in ("true", "false")
+
+
+# --- the same converter and check behind OpenAI's response_format ---
+
+def chat(client, **body):
+    return client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Give me a color as JSON."}], "max_tokens": 128, "temperature": 0, **body})
+
+
+def test_response_format_json_schema(client):
+    schema = {"type": "object", "properties": {"color": {"enum": ["red", "green", "blue"]}}, "required": ["color"],
+              "additionalProperties": False}
+    r = chat(client, response_format={"type": "json_schema", "json_schema": {"name": "c", "strict": True, "schema": schema}})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop"
+    jsonschema.validate(json.loads(choice["message"]["content"]), schema)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("body, fragment", [
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": {"type": "object", "propertyNames": {}}}}},
+     'unsupported JSON Schema keyword "propertyNames" at #'),
+    ({"grammar": "root ::= nowhere"}, "undefined rule 'nowhere'"),
+])
+def test_openai_routes_refuse_before_generation(client, body, fragment, stream):
+    assert_400(chat(client, stream=stream, **body), fragment)
