@@ -14,6 +14,13 @@ import pytest
 PROMPT = "Write a JSON object describing a person.\n"
 
 
+@pytest.fixture()
+def client(server):
+    # generous: only correctness is asserted here, and a shared machine can be slow
+    with server.client(timeout=600) as c:
+        yield c
+
+
 def post(client, **body):
     body.setdefault("temperature", 0)
     return client.post("/completion", json={"prompt": PROMPT, "n_predict": 256, **body})
