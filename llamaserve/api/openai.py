@@ -11,7 +11,7 @@ from starlette.responses import Response
 from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.chat_format import ChatFormatter
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import note_results, read_json, stream_results
+from llamaserve.api.native import check_grammar, note_results, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -64,7 +64,9 @@ def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
     plan = _plan_chat(request, body)
     tokenize = _tokenizer(model)
     prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
-    return plan, openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    check_grammar(model, tasks)
+    return plan, tasks
 
 
 @router.post("/v1/chat/completions")
@@ -105,6 +107,7 @@ async def completions(request: Request) -> Response:
     tokenize = _tokenizer(model)
     prompts = openai.native.tokenize_prompts(plan.native.prompt, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    check_grammar(model, tasks)
     texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo else []
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
