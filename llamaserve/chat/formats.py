@@ -17,9 +17,28 @@ import secrets
 import string
 from typing import Any, Sequence
 
-from llamaserve.chat.output import Cursor, Malformed, OutputParser, ReasoningMode, Step, openai_call_id
-from llamaserve.chat.tool_grammar import GrammarBuilder, SchemaToGbnf, ToolGrammar, Trigger, json_literal, literal, tool_parameters
-from llamaserve.chat.tool_prompt import generic_messages
+from llamaserve.chat.output import (
+    Cursor,
+    Malformed,
+    OutputParser,
+    ReasoningMode,
+    Step,
+    openai_call_id,
+)
+from llamaserve.chat.tool_grammar import (
+    GrammarBuilder,
+    SchemaToGbnf,
+    ToolGrammar,
+    Trigger,
+    json_literal,
+    literal,
+    tool_parameters,
+)
+from llamaserve.chat.tool_prompt import (
+    add_system_text,
+    generic_messages,
+    native_tool_prompt,
+)
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -46,6 +65,8 @@ class ChatFormat:
         self.source = source
         # the template itself knows the think markers (not only tolerated in the output)
         self.supports_reasoning = bool(self.reasoning_start and self.reasoning_start in source)
+        # whether the template describes the tools to the model (the chat renderer's caps say it better)
+        self.shows_tools = bool(re.search(r"\btools\b|available_tools|functions", source))
 
     def __repr__(self) -> str:
         return f"<ChatFormat {self.name}>"
@@ -63,11 +84,37 @@ class ChatFormat:
     def new_call_id(self) -> str:
         return openai_call_id()
 
+    @property
+    def reasoning_close(self) -> str | None:
+        """Text that ends the thoughts when a reasoning budget runs out (None: the family has none)."""
+        return self.reasoning_end
+
     def prepare_messages(
-        self, messages: list[dict[str, Any]], tools: Sequence[Tool] | None, *, parallel: bool = True, system_role: bool = True,
+        self, messages: list[dict[str, Any]], tools: Sequence[Tool] | None, *, parallel: bool = True,
+        system_role: bool = True, template_shows_tools: bool | None = None,
     ) -> tuple[list[dict[str, Any]], list[Tool] | None]:
-        """(messages, tools) to render: what the template gets in place of the request's."""
-        return messages, (list(tools) if tools else None)
+        """(messages, tools) to render: what the template gets in place of the request's.
+
+        A template of this family that does not describe tools itself (template_shows_tools:
+        the renderer's caps.supports_tools; by default guessed from the source) gets them in
+        the system message, with the family's call syntax. system_role: caps.supports_system_role.
+        """
+        messages = self._fix_history(messages)
+        if not tools:
+            return messages, None
+        shows = self.shows_tools if template_shows_tools is None else template_shows_tools
+        if not shows:
+            fn = _functions(tools)[0]
+            example = self.example_call(fn["name"], '{"' + next(iter(tool_parameters(fn).get("properties") or {"arg": 0})) + '": ...}')
+            messages = add_system_text(messages, native_tool_prompt(tools, example), system_role)
+        return messages, list(tools)
+
+    def _fix_history(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return messages
+
+    def example_call(self, name: str, arguments: str) -> str | None:
+        """One call in this family's syntax, for prompts that must teach it."""
+        return None
 
     def grammar(
         self, tools: Sequence[Tool], schema_to_gbnf: SchemaToGbnf, *, required: bool, parallel: bool = True, prompt: str = "",
@@ -174,6 +221,9 @@ class Hermes(ChatFormat):
     call_markers = ("<tool_call>",)
     preserved_tokens = ("<tool_call>", "</tool_call>", "<think>", "</think>")
 
+    def example_call(self, name, arguments):
+        return f'<tool_call>\n{{"name": "{name}", "arguments": {arguments}}}\n</tool_call>'
+
     def section(self, p, marker):
         yield from p.call_object()
         yield from p.expect("</tool_call>")
@@ -184,62 +234,171 @@ class Hermes(ChatFormat):
         return self._repeat(b, "call", f'"<tool_call>" {ws} {one} {ws} "</tool_call>"', ws, parallel)
 
 
-class Qwen3Coder(ChatFormat):
+class XmlCalls(ChatFormat):
+    """Calls as XML with one element per parameter; values are raw text, typed by the tool's schema."""
+
+    section_open, section_close = "<tool_call>", "</tool_call>"
+    fn_open, fn_open_end, fn_close = "<function=", ">", "</function>"
+    param_open, param_open_end, param_close = "<parameter=", ">", "</parameter>"
+    newlines = True  # the family writes each tag and value on its own line
+
+    @property
+    def call_markers(self):  # type: ignore[override]
+        return (self.section_open,)
+
+    def section(self, p, marker):
+        while True:
+            yield from p.expect(self.fn_open)
+            yield from self._function(p)
+            yield from p.skip_ws()
+            nxt = yield from p.peek_any((self.fn_open, self.section_close))
+            if nxt is None:
+                raise Malformed(f"expected {self.fn_open} or {self.section_close}")
+            if nxt == self.section_close:
+                p.pos += len(nxt)
+                return
+
+    def _function(self, p: Cursor) -> Step:
+        name, _ = yield from p.read_until((self.fn_open_end,), max_len=128)
+        name = name.strip()
+        p.start_call(name)
+        props = tool_parameters(p.tools.get(name, {})).get("properties") or {}
+        value_ends = (self.param_close, self.param_open, self.fn_close)
+        first = True
+        while True:
+            yield from p.skip_ws()
+            which = yield from p.peek_any((self.param_open, self.fn_close))
+            if which is None:
+                raise Malformed(f"expected {self.param_open}...{self.param_open_end} or {self.fn_close}")
+            p.pos += len(which)
+            if which == self.fn_close:
+                break
+            pname, _ = yield from p.read_until((self.param_open_end,), max_len=128)
+            first = yield from _xml_argument(p, pname.strip(), props, value_ends, first)
+            yield from p.accept(self.param_close, skip_ws=False)
+        p.args("{}" if first else "}")
+        p.end_call()
+
+    def _calls_rule(self, b, fns, parallel):
+        ws = b.ws()
+        nl = '"\\n"' if self.newlines else '""'
+        calls = []
+        for i, fn in enumerate(fns):
+            params = []
+            for pname, pschema, required in _parameters(fn):
+                value = _xml_value_rule(b, pschema, self.param_close, self.newlines)
+                rule = b.add(f"param-{i}-{len(params)}", f"{literal(self.param_open + pname + self.param_open_end)} {value} "
+                                                         f"{literal(self.param_close)} {ws}")
+                params.append(rule if required else rule + "?")
+            calls.append(f"{literal(self.fn_open + fn['name'] + self.fn_open_end)} {ws} {' '.join(params)} {literal(self.fn_close)}")
+        one = f"{literal(self.section_open)} {nl} {_alts(calls)} {ws} {literal(self.section_close)}"
+        return self._repeat(b, "call", one, ws, parallel)
+
+
+class Qwen3Coder(XmlCalls):
     """Qwen3-Coder, Qwen3.5, Nemotron 3 Nano, StepFun: <tool_call><function=NAME><parameter=P>value</parameter></function></tool_call>."""
 
     name = "qwen3-coder"
-    call_markers = ("<tool_call>",)
     preserved_tokens = ("<tool_call>", "</tool_call>", "<think>", "</think>")
-    _value_ends = ("</parameter>", "<parameter=", "</function>")
+
+
+class SeedOss(XmlCalls):
+    """ByteDance Seed-OSS: <seed:tool_call><function=NAME><parameter=P>value</parameter></function></seed:tool_call>, <seed:think>."""
+
+    name = "seed-oss"
+    reasoning_start, reasoning_end = "<seed:think>", "</seed:think>"
+    section_open, section_close = "<seed:tool_call>", "</seed:tool_call>"
+    newlines = False
+    preserved_tokens = ("<seed:tool_call>", "</seed:tool_call>", "<seed:think>", "</seed:think>")
+
+
+class MiniMaxM2(XmlCalls):
+    """MiniMax M2: <minimax:tool_call><invoke name="NAME"><parameter name="P">value</parameter></invoke></minimax:tool_call>."""
+
+    name = "minimax-m2"
+    section_open, section_close = "<minimax:tool_call>", "</minimax:tool_call>"
+    fn_open, fn_open_end, fn_close = '<invoke name="', '">', "</invoke>"
+    param_open, param_open_end = '<parameter name="', '">'
+    newlines = False
+    preserved_tokens = ("<minimax:tool_call>", "</minimax:tool_call>", "<think>", "</think>")
+
+
+class GlmCalls(ChatFormat):
+    """GLM 4.5 / 4.6 / 4.7, Laguna, Ling 3, Spark: <tool_call>NAME<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>."""
+
+    name = "glm"
+    call_markers = ("<tool_call>",)
+    preserved_tokens = ("<tool_call>", "</tool_call>", "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>",
+                        "<think>", "</think>")
+
+    def __init__(self, source: str = ""):
+        super().__init__(source)
+        # GLM 4.5 / 4.6 put each tag on its own line, 4.7 writes them together
+        self.newlines = bool(re.search(r"</arg_key>(\n|\\n)", source))
 
     def section(self, p, marker):
-        yield from p.expect("<function=")
-        name, _ = yield from p.read_until((">",), max_len=128)
+        name, _ = yield from p.read_until(("\n", "<arg_key>", "</tool_call>"), max_len=128, consume=False)
         name = name.strip()
         p.start_call(name)
         props = tool_parameters(p.tools.get(name, {})).get("properties") or {}
         first = True
         while True:
             yield from p.skip_ws()
-            which = yield from p.peek_any(("<parameter=", "</function>"))
+            which = yield from p.peek_any(("<arg_key>", "</tool_call>"))
             if which is None:
-                raise Malformed(f"expected <parameter=...> or </function>")
+                raise Malformed("expected <arg_key> or </tool_call>")
             p.pos += len(which)
-            if which == "</function>":
+            if which == "</tool_call>":
                 break
-            pname, _ = yield from p.read_until((">",), max_len=128)
-            pname = pname.strip()
-            p.args(("{" if first else ", ") + json.dumps(pname, ensure_ascii=False) + ": ")
-            first = False
-            if _is_string_schema(props.get(pname)):
-                p.args('"')
-                yield from p.stream_json_string(self._value_ends, consume=False, strip_newline=True)
-                p.args('"')
-            else:
-                raw, _ = yield from p.read_until(self._value_ends, max_len=1 << 30, consume=False)
-                p.args(json.dumps(_xml_value(raw, props.get(pname)), ensure_ascii=False))
-            yield from p.accept("</parameter>", skip_ws=False)
+            key, _ = yield from p.read_until(("</arg_key>",), max_len=128)
+            yield from p.expect("<arg_value>")
+            first = yield from _xml_argument(p, key.strip(), props, ("</arg_value>",), first)
+            yield from p.expect("</arg_value>", skip_ws=False)
         p.args("{}" if first else "}")
         p.end_call()
-        yield from p.expect("</tool_call>")
 
     def _calls_rule(self, b, fns, parallel):
         ws = b.ws()
+        nl = '"\\n"' if self.newlines else '""'
         calls = []
         for i, fn in enumerate(fns):
-            schema = tool_parameters(fn)
-            props = schema.get("properties") or {}
-            required = set(schema.get("required") or ())
             params = []
-            for pname, pschema in props.items():
-                if _is_string_schema(pschema):
-                    value = f'"\\n"? {b.until("</parameter>")}'
-                else:
-                    value = f"{ws} {b.schema(pschema if isinstance(pschema, dict) else {})} {ws}"
-                rule = b.add(f"param-{i}-{len(params)}", f'"<parameter=" {literal(pname)} ">" {value} "</parameter>" {ws}')
-                params.append(rule if pname in required else rule + "?")
-            calls.append(f'"<function=" {literal(fn["name"])} ">" {ws} {" ".join(params)} "</function>"')
-        return self._repeat(b, "call", f'"<tool_call>" {ws} {_alts(calls)} {ws} "</tool_call>"', ws, parallel)
+            for pname, pschema, required in _parameters(fn):
+                value = _xml_value_rule(b, pschema, "</arg_value>", False)
+                rule = b.add(f"arg-{i}-{len(params)}", f'{literal("<arg_key>" + pname + "</arg_key>")} {nl} "<arg_value>" '
+                                                       f'{value} "</arg_value>" {nl}')
+                params.append(rule if required else rule + "?")
+            calls.append(f"{literal(fn['name'])} {nl} {' '.join(params)}")
+        return self._repeat(b, "call", f'"<tool_call>" {_alts(calls)} "</tool_call>"', ws, parallel)
+
+
+def _parameters(fn: Tool) -> list[tuple[str, Any, bool]]:
+    schema = tool_parameters(fn)
+    required = set(schema.get("required") or ())
+    return [(k, v if isinstance(v, dict) else {}, k in required) for k, v in (schema.get("properties") or {}).items()]
+
+
+def _xml_argument(p: Cursor, name: str, props: dict[str, Any], ends: Sequence[str], first: bool) -> Step:
+    """One argument written as raw text up to one of `ends`, into the arguments JSON; returns False (not first any more)."""
+    p.args(("{" if first else ", ") + json.dumps(name, ensure_ascii=False) + ": ")
+    if _is_string_schema(props.get(name)):
+        p.args('"')
+        yield from p.stream_json_string(ends, consume=False, strip_newline=True)
+        p.args('"')
+    else:
+        raw, _ = yield from p.read_until(ends, max_len=1 << 30, consume=False)
+        p.args(json.dumps(_xml_value(raw, props.get(name)), ensure_ascii=False))
+    return False
+
+
+def _xml_value_rule(b: GrammarBuilder, schema: Any, close: str, newlines: bool) -> str:
+    nl = '"\\n"' if newlines else ""
+    if _is_string_schema(schema):
+        if isinstance(schema.get("enum"), list):
+            return f"{nl} {_alts([literal(v) for v in schema['enum']])} {nl}"
+        return b.until(close)
+    ws = b.ws()
+    return f"{ws} {b.schema(schema)} {ws}"
 
 
 def _is_string_schema(schema: Any) -> bool:
@@ -370,8 +529,8 @@ class MistralNemo(ChatFormat):
     def new_call_id(self) -> str:
         return _mistral_id()
 
-    def prepare_messages(self, messages, tools, *, parallel=True, system_role=True):
-        return _mistral_ids(messages), (list(tools) if tools else None)
+    def _fix_history(self, messages):
+        return _mistral_ids(messages)
 
     def section(self, p, marker):
         yield from p.skip_ws()
@@ -488,6 +647,9 @@ class DeepSeekR1(ChatFormat):
                     return
                 raise Malformed(f"expected {_DS_CALL_BEGIN} or {_DS_CALLS_END}")
 
+    def example_call(self, name, arguments):
+        return f"{_DS_CALLS_BEGIN}{_DS_CALL_BEGIN}function{_DS_SEP}{name}\n```json\n{arguments}\n```{_DS_CALL_END}{_DS_CALLS_END}"
+
     def _one_call(self, b: GrammarBuilder, fn: Tool) -> str:
         return (f'"{_DS_CALL_BEGIN}function{_DS_SEP}" {literal(fn["name"])} "\\n```json\\n" '
                 f'{b.schema(tool_parameters(fn))} "\\n```{_DS_CALL_END}"')
@@ -505,6 +667,9 @@ class DeepSeekV31(DeepSeekR1):
     """DeepSeek V3.1: <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>."""
 
     name = "deepseek-v3.1"
+
+    def example_call(self, name, arguments):
+        return f"{_DS_CALLS_BEGIN}{_DS_CALL_BEGIN}{name}{_DS_SEP}{arguments}{_DS_CALL_END}{_DS_CALLS_END}"
 
     def _one_call(self, b, fn):
         return f'"{_DS_CALL_BEGIN}" {literal(fn["name"])} "{_DS_SEP}" {b.schema(tool_parameters(fn))} "{_DS_CALL_END}"'
@@ -604,22 +769,53 @@ class CommandR7B(ChatFormat):
         return f'"<|START_ACTION|>" {ws} "[" {ws} {inner} {ws} "]" {ws} "<|END_ACTION|>"'
 
 
-class Granite(ChatFormat):
-    """Granite 3.x: <|tool_call|>[{"name": ..., "arguments": ...}]; thoughts in <think>, the answer in <response>."""
+class JsonListCalls(ChatFormat):
+    """A marker, then the calls as a JSON array of {"name": ..., "arguments": ...} (and an optional closing marker)."""
 
-    name = "granite"
-    call_markers = ("<|tool_call|>",)
-    strip_markers = ("<response>", "</response>")
-    preserved_tokens = ("<|tool_call|>", "<think>", "</think>", "<response>", "</response>")
+    open_marker = ""
+    close_marker: str | None = None
+
+    @property
+    def call_markers(self):  # type: ignore[override]
+        return (self.open_marker,)
 
     def section(self, p, marker):
         yield from p.call_array()
+        if self.close_marker:
+            yield from p.expect(self.close_marker)
 
     def _calls_rule(self, b, fns, parallel):
         ws = b.ws()
         one = b.add("call", _alts([self._json_call(b, fn) for fn in fns]))
         inner = f'{one} ( {ws} "," {ws} {one} )*' if parallel else one
-        return f'"<|tool_call|>" {ws} "[" {ws} {inner} {ws} "]"'
+        close = f" {ws} {literal(self.close_marker)}" if self.close_marker else ""
+        return f'{literal(self.open_marker)} {ws} "[" {ws} {inner} {ws} "]"{close}'
+
+
+class Granite(JsonListCalls):
+    """Granite 3.x: <|tool_call|>[{"name": ..., "arguments": ...}]; thoughts in <think>, the answer in <response>."""
+
+    name = "granite"
+    open_marker = "<|tool_call|>"
+    strip_markers = ("<response>", "</response>")
+    preserved_tokens = ("<|tool_call|>", "<think>", "</think>", "<response>", "</response>")
+
+
+class NemotronV2(JsonListCalls):
+    """NVIDIA Nemotron Nano v2: <TOOLCALL>[{"name": ..., "arguments": ...}]</TOOLCALL>."""
+
+    name = "nemotron-v2"
+    open_marker, close_marker = "<TOOLCALL>", "</TOOLCALL>"
+    preserved_tokens = ("<TOOLCALL>", "</TOOLCALL>", "<think>", "</think>")
+
+
+class Apriel(JsonListCalls):
+    """Apriel 1.5 / 1.6: <tool_calls>[...]</tool_calls>; thoughts from "Here are my reasoning steps:" to [BEGIN FINAL RESPONSE]."""
+
+    name = "apriel"
+    open_marker, close_marker = "<tool_calls>", "</tool_calls>"
+    reasoning_start, reasoning_end = "Here are my reasoning steps:", "[BEGIN FINAL RESPONSE]"
+    strip_markers = ("[END FINAL RESPONSE]", "<|end|>")
 
 
 class FireFunctionV2(ChatFormat):
@@ -658,6 +854,10 @@ class GptOss(ChatFormat):
 
     def thinking_open(self, prompt):
         return False
+
+    @property
+    def reasoning_close(self):
+        return "<|end|><|start|>assistant<|channel|>final<|message|>"
 
     def reasoning(self, p):
         return
@@ -764,7 +964,7 @@ class Generic(ChatFormat):
     name = "generic"
     native_tools = False
 
-    def prepare_messages(self, messages, tools, *, parallel=True, system_role=True):
+    def prepare_messages(self, messages, tools, *, parallel=True, system_role=True, template_shows_tools=None):
         if not tools:
             return messages, None
         return generic_messages(messages, tools, parallel, system_role), None
@@ -801,8 +1001,9 @@ class Generic(ChatFormat):
 
 FORMATS: dict[str, type[ChatFormat]] = {
     cls.name: cls for cls in (
-        ContentOnly, Hermes, Qwen3Coder, Llama3, MistralNemo, MistralSmall, DeepSeekR1, DeepSeekV31,
-        FunctionaryV31, FunctionaryV32, CommandR7B, Granite, FireFunctionV2, GptOss, Generic,
+        ContentOnly, Hermes, Qwen3Coder, SeedOss, MiniMaxM2, GlmCalls, Llama3, MistralNemo, MistralSmall, DeepSeekR1,
+        DeepSeekV31, FunctionaryV31, FunctionaryV32, CommandR7B, Granite, NemotronV2, Apriel, FireFunctionV2, GptOss,
+        Generic,
     )
 }
 
@@ -822,6 +1023,16 @@ def detect_format(source: str) -> ChatFormat:
         return DeepSeekV31(s) if re.search(r"name'\]\s*\+\s*'" + re.escape(_DS_SEP), s) else DeepSeekR1(s)
     if "<tool_call>" in s and "<function=" in s and "<parameter=" in s:
         return Qwen3Coder(s)
+    if "<seed:tool_call>" in s:
+        return SeedOss(s)
+    if "<minimax:tool_call>" in s and "<invoke name=" in s:
+        return MiniMaxM2(s)
+    if "<tool_call>" in s and "<arg_key>" in s:
+        return GlmCalls(s)
+    if "<TOOLCALL>" in s:
+        return NemotronV2(s)
+    if "<tool_calls>[" in s:
+        return Apriel(s)
     if "<|tool_call|>" in s:
         return Granite(s)
     if "functools[" in s:

@@ -30,6 +30,31 @@ def generic_tool_prompt(tools: Sequence[dict[str, Any]], parallel: bool = True) 
     )
 
 
+def native_tool_prompt(tools: Sequence[dict[str, Any]], example: str | None) -> str:
+    """For a family's template that does not show tools (DeepSeek R1 / V3.1): the tools, and the family's own call syntax."""
+    functions = [t.get("function", t) for t in tools]
+    parts = ["## Tools\nYou have access to the following tools:"]
+    for fn in functions:
+        parts.append(f"### {fn['name']}\nDescription: {fn.get('description', '')}\n\n"
+                     f"Parameters: {json.dumps(fn.get('parameters') or {}, ensure_ascii=False)}")
+    if example:
+        parts.append("To call a tool, write exactly this format (one call after another for several):\n" + example
+                     + "\nwhere the arguments are valid JSON following the tool's Parameters schema.")
+    return "\n\n".join(parts)
+
+
+def add_system_text(messages: list[dict[str, Any]], text: str, system_role: bool = True) -> list[dict[str, Any]]:
+    """`text` appended to the system message (one is added if there is none)."""
+    out = list(messages)
+    if out and out[0].get("role") == "system":
+        out[0] = {**out[0], "content": (out[0].get("content") or "") + "\n\n" + text}
+    elif system_role:
+        out.insert(0, {"role": "system", "content": text})
+    elif out:
+        out[0] = {**out[0], "content": text + "\n\n" + (out[0].get("content") or "")}
+    return out
+
+
 def _arguments(value: Any) -> Any:
     if isinstance(value, str):
         try:
@@ -75,12 +100,4 @@ def generic_messages(
         else:
             merged.append(m)
     out = merged
-    prompt = generic_tool_prompt(tools, parallel) if tools else ""
-    if prompt:
-        if out and out[0].get("role") == "system":
-            out[0] = {**out[0], "content": (out[0].get("content") or "") + "\n\n" + prompt}
-        elif system_role:
-            out.insert(0, {"role": "system", "content": prompt})
-        elif out:
-            out[0] = {**out[0], "content": prompt + "\n\n" + (out[0].get("content") or "")}
-    return out
+    return add_system_text(out, generic_tool_prompt(tools, parallel), system_role) if tools else out

@@ -134,3 +134,12 @@ def test_thinking_open_is_read_from_the_prompt_end():
     assert not fmt.thinking_open("...<think>\n\n</think>\n\n")
     assert fmt.supports_reasoning
     assert not detect_format(template_source("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use")).supports_reasoning
+
+
+def test_reasoning_close_ends_thoughts_for_a_budget():
+    assert detect_format(template_source(QWEN3)).reasoning_close == "</think>"
+    assert detect_format(template_source("CohereForAI-c4ai-command-r7b-12-2024-tool_use")).reasoning_close == "<|END_THINKING|>"
+    harmony = detect_format(template_source("openai-gpt-oss-120b"))
+    out = "<|channel|>analysis<|message|>Long thoughts" + harmony.reasoning_close + "Answer."
+    message = parse("openai-gpt-oss-120b", out, prompt="<|start|>assistant")
+    assert (message.reasoning_content, message.content) == ("Long thoughts", "Answer.")

@@ -8,7 +8,14 @@ import pytest
 
 from llamaserve.chat.formats import FORMATS, detect_format
 from llamaserve.chat.output import OutputParser, parse_output
-from tests.unit.chat_output_helpers import assemble, calls, check_streaming, ids, run, template_source
+from tests.unit.chat_output_helpers import (
+    assemble,
+    calls,
+    check_streaming,
+    ids,
+    run,
+    template_source,
+)
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",
@@ -68,6 +75,33 @@ CASES = [
      "", "Need weather.", [PARIS]),
     ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "",
      '<tool_call>\n<function=get_weather>\n<parameter=location>\nParis\n</parameter>\n</function>\n</tool_call>', "", "", [PARIS]),
+    # Seed-OSS, MiniMax M2: the same idea with other tags, values inline
+    ("ByteDance-Seed-OSS", "<seed:bos>assistant\n",
+     '<seed:think>Weather.</seed:think><seed:tool_call>\n<function=get_weather>\n<parameter=location>Paris</parameter>\n'
+     '</function>\n</seed:tool_call>', "", "Weather.", [PARIS]),
+    ("MiniMax-M2", "]~b]ai\n",
+     '<think>Weather.</think>\n<minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="location">Paris</parameter>\n'
+     '</invoke>\n<invoke name="calc">\n<parameter name="a">1</parameter>\n<parameter name="b">2</parameter>\n'
+     '<parameter name="op">add</parameter>\n</invoke>\n</minimax:tool_call>',
+     "", "Weather.", [PARIS, ("calc", {"a": 1, "b": 2, "op": "add"})]),
+    # GLM 4.5+, Laguna, Ling, Spark: <arg_key>/<arg_value> pairs
+    ("GLM-4.6", "<|assistant|>",
+     '\n<think>Weather.</think>\n<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Paris</arg_value>\n</tool_call>',
+     "", "Weather.", [PARIS]),
+    ("GLM-4.7-Flash", "<|assistant|><think>",
+     'Weather.</think><tool_call>calc<arg_key>a</arg_key><arg_value>3</arg_value><arg_key>b</arg_key><arg_value>1.5</arg_value>'
+     '<arg_key>op</arg_key><arg_value>mul</arg_value></tool_call>',
+     "", "Weather.", [("calc", {"a": 3, "b": 1.5, "op": "mul"})]),
+    ("poolside-Laguna-XS.2", "<assistant>\n</think>",
+     '\n<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Paris</arg_value>\n</tool_call>', "", "", [PARIS]),
+    # JSON lists between tags: Nemotron Nano v2, Apriel
+    ("NVIDIA-Nemotron-Nano-v2", "<SPECIAL_11>Assistant\n<think>\n",
+     'Weather.\n</think>\n<TOOLCALL>[{"name": "get_weather", "arguments": {"location": "Paris"}}]</TOOLCALL>', "", "Weather.", [PARIS]),
+    ("Apriel-1.6-15b-Thinker-fixed", "\n<|begin_assistant|>\nHere are my reasoning steps:\n",
+     'The user wants weather.\n[BEGIN FINAL RESPONSE]\n<tool_calls>[{"name": "get_weather", "arguments": "{\\"location\\": \\"Paris\\"}"}]</tool_calls>',
+     "", "The user wants weather.", [PARIS]),
+    ("unsloth-Apriel-1.5", "<|assistant|>\n",
+     'Here are my reasoning steps:\nEasy.\n[BEGIN FINAL RESPONSE]\nIt is sunny.\n[END FINAL RESPONSE]\n<|end|>', "It is sunny.", "Easy.", []),
     # Llama 3.x
     ("meta-llama-Llama-3.1-8B-Instruct", "",
      '{"name": "get_weather", "parameters": {"location": "Paris"}}', "", "", [PARIS]),
@@ -193,6 +227,10 @@ EXPECTED_FAMILY = {
     "meetkai-functionary-medium-v3.2": "functionary-v3.2", "CohereForAI-c4ai-command-r7b-12-2024-tool_use": "command-r7b",
     "ibm-granite-granite-3.3-2B-Instruct": "granite", "fireworks-ai-llama-3-firefunction-v2": "firefunction-v2",
     "openai-gpt-oss-120b": "gpt-oss", "google-gemma-2-2b-it": "generic", "microsoft-Phi-3.5-mini-instruct": "generic",
+    "ByteDance-Seed-OSS": "seed-oss", "MiniMax-M2": "minimax-m2", "GLM-4.6": "glm", "GLM-4.7-Flash": "glm",
+    "poolside-Laguna-XS.2": "glm", "inclusionai-ling-3.0-flash": "glm", "Spark2.5": "glm",
+    "NVIDIA-Nemotron-Nano-v2": "nemotron-v2", "unsloth-Apriel-1.5": "apriel", "Apriel-1.6-15b-Thinker-fixed": "apriel",
+    "MiMo-VL": "hermes", "Reka-Edge": "hermes", "HuggingFaceTB-SmolLM3-3B": "generic",
 }
 
 
@@ -339,7 +377,8 @@ def test_openai_wrapped_call_object():
 def test_every_format_class_is_registered():
     assert set(FORMATS) >= {"hermes", "qwen3-coder", "llama3", "mistral-nemo", "mistral-small", "deepseek-r1",
                             "deepseek-v3.1", "functionary-v3.1", "functionary-v3.2", "command-r7b", "granite",
-                            "firefunction-v2", "gpt-oss", "generic", "content"}
+                            "firefunction-v2", "gpt-oss", "generic", "content", "seed-oss", "minimax-m2", "glm",
+                            "nemotron-v2", "apriel"}
 
 
 def test_arguments_are_a_json_object_string():
