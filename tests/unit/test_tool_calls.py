@@ -387,3 +387,30 @@ def test_arguments_are_a_json_object_string():
     message, _ = check_streaming(fmt, out, TOOLS)
     # a value that does not parse as JSON stays a string; the schema decides nothing more
     assert json.loads(message.tool_calls[0].arguments) == {"a": "not a number", "note": "null"}
+
+
+@pytest.mark.parametrize("template", sorted({c[0] for c in CASES}))
+def test_random_text_keeps_the_streaming_rules(template):
+    """Property: for any text (markers, JSON pieces and fragments of real outputs shuffled), parsing never
+    fails, deltas assemble to the message, and how the text was split changes nothing."""
+    import random
+
+    from tests.unit.chat_output_helpers import splits
+
+    rng = random.Random(template)
+    fmt = detect_format(template_source(template))
+    frags = ['{', '}', '[', ']', '"', ':', ',', ' ', '\n', 'get_weather', '"name"', '"arguments"', '"location"', '"Paris"',
+             '<think>', '</think>', 'hello', '\\', '1', '>>>', 'all\n', *fmt.call_markers, *fmt.preserved_tokens,
+             *fmt.strip_markers]
+    for c in CASES:
+        if c[0] == template:
+            frags += [c[2][a:a + n] for a, n in ((rng.randrange(len(c[2])), rng.randint(1, 40)) for _ in range(6))]
+    for i in range(30):
+        text = "".join(rng.choice(frags) for _ in range(rng.randint(1, 12)))
+        prompt = rng.choice(["", "<think>\n", ">>>", "<|start|>assistant"])
+        _, whole, problems = run(fmt, [text], TOOLS, prompt=prompt)
+        for chunks in list(splits(text, seed=i, n_random=3))[:: max(1, len(text) // 8)]:
+            deltas, message, probs = run(fmt, chunks, TOOLS, prompt=prompt)
+            assert assemble(deltas) == message and message == whole and probs == problems, (text, chunks)
+            deltas, message, _ = run(fmt, chunks, TOOLS, prompt=prompt, stream_arguments=True)
+            assert assemble(deltas) == message, (text, chunks)
