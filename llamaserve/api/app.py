@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import errors, native, openai
+from llamaserve.api import anthropic, errors, native, ollama, openai, responses, webui
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
@@ -18,7 +18,7 @@ from llamaserve.errors import Unavailable
 log = logging.getLogger("llamaserve.http")
 
 # Answered even while the model loads (they say so themselves).
-_ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models"}
+_ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models", "/api/tags", "/api/version"}
 
 
 class RequestLog:
@@ -32,8 +32,8 @@ class RequestLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path not in _ALWAYS_OPEN and not self.bridge.scheduler.ready.is_set():
-            return await errors.error_response(Unavailable("Loading model"))(scope, receive, send)
+        if path not in _ALWAYS_OPEN and not webui.is_public_path(path) and not self.bridge.scheduler.ready.is_set():
+            return await errors.error_response(Unavailable("Loading model"), path)(scope, receive, send)
         t0 = time.perf_counter()
         status = [0]
 
@@ -71,5 +71,9 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     errors.install(app)
     app.include_router(native.router)
     app.include_router(openai.router)
+    app.include_router(anthropic.router)
+    app.include_router(responses.router)
+    app.include_router(ollama.router)
+    app.include_router(webui.router)
     app.add_middleware(RequestLog, bridge=bridge)
     return app

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.chat_format import ChatFormatter
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import note, note_results, read_json
+from llamaserve.api.native import note_results, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -57,20 +57,25 @@ async def apply_template(request: Request) -> Response:
     return json_response({"prompt": plan.prompt_text})
 
 
+def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
+    """A chat request (OpenAI-shaped body) as a plan and the engine tasks that carry it out."""
+    config: Config = request.app.state.config
+    model = request.app.state.bridge.model
+    plan = _plan_chat(request, body)
+    tokenize = _tokenizer(model)
+    prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
+    return plan, openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+
+
 @router.post("/v1/chat/completions")
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
-    config: Config = request.app.state.config
-    model = bridge.model
-    plan = _plan_chat(request, await read_json(request))
-    tokenize = _tokenizer(model)
-    prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
-    tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    plan, tasks = prepare_chat(request, await read_json(request))
     env = openai.Envelope(openai.new_id("chatcmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
         return sse_response(_chat_stream(request, bridge, tasks, openai.ChatChunks(env, plan)))
-    finals = await _collect(request, bridge, tasks)
+    finals = await collect(request, bridge, tasks)
     if finals is None:
         return Response(status_code=499)
     return json_response(openai.chat_response(env, finals, plan))
@@ -78,28 +83,17 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.ChatChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    started: set[int] = set()
-    try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                return
-            index = r.task.index
-            if index not in started:
-                started.add(index)
-                yield sse_data(chunks.role(index))
-            if r.text or r.probs:
-                yield sse_data(chunks.content(r))
-            if r.done:
-                finals.append(r)
-                yield sse_data(chunks.finish(r))
-        if chunks.plan.include_usage:
-            yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
-        yield DONE
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, finals):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+            return
+        for chunk in chunks.chunks(r):
+            yield sse_data(chunk)
+    if len(finals) < len(tasks):
+        return  # the client left
+    if chunks.plan.include_usage:
+        yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
+    yield DONE
 
 
 @router.post("/v1/completions")
@@ -115,7 +109,7 @@ async def completions(request: Request) -> Response:
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
         return sse_response(_completions_stream(request, bridge, tasks, openai.CompletionChunks(env, plan, texts)))
-    finals = await _collect(request, bridge, tasks)
+    finals = await collect(request, bridge, tasks)
     if finals is None:
         return Response(status_code=499)
     return json_response(openai.completions_response(env, finals, plan, texts))
@@ -123,26 +117,22 @@ async def completions(request: Request) -> Response:
 
 async def _completions_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.CompletionChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                return
-            if r.done:
-                finals.append(r)
-                yield sse_data(chunks.text(r, openai.finish_reason(r)))
-            elif r.text or r.probs:
-                yield sse_data(chunks.text(r))
-        if chunks.plan.include_usage:
-            yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
-        yield DONE
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, finals):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+            return
+        if r.done:
+            yield sse_data(chunks.text(r, openai.finish_reason(r)))
+        elif r.text or r.probs:
+            yield sse_data(chunks.text(r))
+    if len(finals) < len(tasks):
+        return  # the client left
+    if chunks.plan.include_usage:
+        yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
+    yield DONE
 
 
-async def _collect(request: Request, bridge: EngineBridge, tasks: list[Task]) -> list[Result] | None:
+async def collect(request: Request, bridge: EngineBridge, tasks: list[Task]) -> list[Result] | None:
     """Final results in index order, or None when the client went away."""
     try:
         finals = await bridge.collect(request, tasks)
