@@ -14,9 +14,6 @@ from llamaserve.chat.formats import detect_format
 from llamaserve.chat.output import parse_output
 from tests.unit.chat_output_helpers import calls, template_source
 
-pytestmark = pytest.mark.skipif(not hasattr(ChatTemplate, "generation_prompt"),
-                                reason="needs the jinja chat renderer (chat branch)")
-
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
