@@ -11,7 +11,11 @@ from llamaserve.chat.output import parse_output
 from llamaserve.chat.tool_grammar import GrammarBuilder, literal, rename_rules
 from tests.unit.chat_output_helpers import calls, template_source
 from tests.unit.gbnf_match import Grammar
-from tests.unit.json_gbnf_stub import schema_to_gbnf
+
+try:  # the real JSON Schema converter once the grammar branch is in; a type-only stand-in until then
+    from llamaserve.grammar import schema_to_gbnf
+except ImportError:  # pragma: no cover
+    from tests.unit.json_gbnf_stub import schema_to_gbnf
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
