@@ -107,6 +107,21 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _reasoning_format(text: str) -> str:
+    from llamaserve.chat.output import REASONING_FORMATS
+
+    if text not in REASONING_FORMATS:
+        raise argparse.ArgumentTypeError(f"unknown reasoning format '{text}' (one of {', '.join(REASONING_FORMATS)})")
+    return text
+
+
+def _reasoning_budget(text: str) -> int:
+    value = _int(text)
+    if value not in (-1, 0):
+        raise argparse.ArgumentTypeError(f"only -1 (unrestricted) and 0 (thinking off) are supported, got {value}")
+    return value
+
+
 def _env_bool(text: str) -> bool:
     low = text.lower()
     if low in TRUTHY:
@@ -164,6 +179,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--chat-template-file",), "chat_template", "read the chat template from a file", _template_file, "LLAMA_ARG_CHAT_TEMPLATE_FILE", metavar="JINJA_TEMPLATE_FILE"),
     Flag(("--chat-template-kwargs",), "chat_template_kwargs", "JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'", _json_object, "LLAMA_CHAT_TEMPLATE_KWARGS", metavar="STRING"),
     Flag(("--prefill-assistant",), "prefill_assistant", "continue a final assistant message instead of closing it (default: enabled)", None, "LLAMA_ARG_PREFILL_ASSISTANT", ("--no-prefill-assistant",)),
+    Flag(("--reasoning-format",), "reasoning_format", "where thoughts go: none (left in content), auto/deepseek (reasoning_content), deepseek-legacy (default: auto)", _reasoning_format, "LLAMA_ARG_THINK", metavar="FORMAT"),
+    Flag(("--reasoning-budget",), "reasoning_budget", "thinking budget: -1 = unrestricted, 0 = thinking off (default: -1)", _reasoning_budget, "LLAMA_ARG_THINK_BUDGET"),
     Flag(("-to", "--timeout"), "timeout", "HTTP read/write timeout in seconds (default: 3600)", _positive_int, "LLAMA_ARG_TIMEOUT"),
     Flag(("--threads-http",), "threads_http", "threads for blocking HTTP work (default: -1 = auto)", _int, "LLAMA_ARG_THREADS_HTTP"),
     Flag(("-v", "--verbose", "--log-verbose"), "verbose", "log every request in detail", None, None),
@@ -240,6 +257,8 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         parser.error(f"cannot read model file {config.model}: {exc.strerror}")
     if magic != b"GGUF":
         parser.error(f"not a GGUF model file: {config.model}")
+    if config.reasoning_budget == 0:
+        config.chat_template_kwargs.setdefault("enable_thinking", False)
     if config.n_ubatch > config.n_batch:
         config.n_ubatch = config.n_batch
     return config

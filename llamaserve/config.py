@@ -72,6 +72,8 @@ class Config:
     chat_template: str = ""  # a built-in name or template source; "" = the model's own
     chat_template_kwargs: dict = field(default_factory=dict)  # extra template variables for every request
     prefill_assistant: bool = True  # a final assistant message is continued, not closed
+    reasoning_format: str = "auto"  # none | auto | deepseek | deepseek-legacy
+    reasoning_budget: int = -1  # -1 = unrestricted, 0 = thinking off
 
     # HTTP
     timeout: int = 3600

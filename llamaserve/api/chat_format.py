@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from llamaserve.chat import ChatTemplate, TemplateError
+from llamaserve.chat.formats import detect_format
 from llamaserve.config import Config
 from llamaserve.engine.chat_builtin import apply_builtin_template, builtin_template_names
 from llamaserve.errors import InvalidRequest, ServerError
@@ -49,7 +50,15 @@ class ChatFormatter:
                 apply_builtin_template(self.builtin, [("user", "test")], True)
             except ValueError as exc:
                 raise ServerError(f"chat template: {exc}") from None
-        log.info("chat template: %s", f"built-in '{self.builtin}'" if self.builtin else "jinja")
+        self.format = detect_format(self.template.source if self.template is not None else "")
+        # Markers the output parser must see as text, though they are special tokens (not rendered by default).
+        self.special_pieces: dict[int, bytes] = {}
+        for text in self.format.preserved_tokens:
+            ids = model.tokenize(text, add_special=False, parse_special=True)
+            if len(ids) == 1:
+                self.special_pieces[ids[0]] = model.piece(ids[0], special=True)
+        log.info("chat template: %s; tool-call format: %s", f"built-in '{self.builtin}'" if self.builtin else "jinja",
+                 self.format.name)
 
     @property
     def caps(self):

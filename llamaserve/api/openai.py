@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, AsyncIterator
 
@@ -18,6 +19,7 @@ from llamaserve.engine import Result, Task
 from llamaserve.protocol import openai
 
 router = APIRouter()
+log = logging.getLogger("llamaserve.chat")
 
 try:
     FINGERPRINT = "llamaserve-" + version("llamaserve")
@@ -43,12 +45,23 @@ def _tokenizer(model):
     return tokenize
 
 
+def chat_setup(request: Request) -> openai.ChatSetup:
+    state = request.app.state
+    setup = getattr(state, "chat_setup", None)
+    if setup is None:
+        config: Config = state.config
+        fmt = formatter(request)
+        setup = state.chat_setup = openai.ChatSetup(
+            render=fmt.render, format=fmt.format, caps=fmt.caps, prefill_assistant=config.prefill_assistant,
+            template_kwargs=config.chat_template_kwargs, reasoning_format=config.reasoning_format,
+            max_n=config.slots, model_alias=config.model_alias,
+            report=lambda problem: log.warning("tool call left in content: %s", problem),
+        )
+    return setup
+
+
 def _plan_chat(request: Request, body: Any) -> openai.Plan:
-    config: Config = request.app.state.config
-    return openai.plan_chat(
-        body, formatter(request).render, prefill_assistant=config.prefill_assistant,
-        template_kwargs=config.chat_template_kwargs, max_n=config.slots, model_alias=config.model_alias,
-    )
+    return openai.plan_chat(body, chat_setup(request))
 
 
 @router.post("/apply-template")
@@ -66,6 +79,10 @@ def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
     prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     check_grammar(model, tasks)
+    special = formatter(request).special_pieces
+    if special:
+        for t in tasks:
+            t.special_pieces = special
     return plan, tasks
 
 

@@ -29,6 +29,14 @@ def grammar_compiles(model, grammar: str, root: str = "root") -> bool:
     return True
 
 
+def _grammar_sampler(model, p: SamplingParams):
+    if not p.grammar_lazy:
+        return ll.llama_sampler_init_grammar(model.vocab, p.grammar.encode(), b"root")
+    patterns = (ctypes.c_char_p * max(1, len(p.grammar_triggers)))(*[t.encode() for t in p.grammar_triggers])
+    return ll.llama_sampler_init_grammar_lazy_patterns(
+        model.vocab, p.grammar.encode(), b"root", patterns, len(p.grammar_triggers), None, 0)
+
+
 class SamplerChain:
     def __init__(self, model, params: SamplingParams):
         self.model = model
@@ -50,7 +58,7 @@ class SamplerChain:
             self._add(ll.llama_sampler_init_greedy())
             return
         if p.grammar:
-            grammar = ll.llama_sampler_init_grammar(model.vocab, p.grammar.encode(), b"root")
+            grammar = _grammar_sampler(model, p)
             if not grammar:
                 raise InvalidRequest("failed to parse grammar")
             self._add(grammar)

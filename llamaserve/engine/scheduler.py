@@ -342,7 +342,9 @@ class Scheduler:
                 slot.probs.append(prob)
                 slot.unsent_probs.append(prob)
             slot.unsent_tokens.append(token)
-            text = slot.text.push(self.model.pieces[token])
+            special = task.special_pieces
+            piece = special[token] if special and token in special else self.model.pieces[token]
+            text = slot.text.push(piece)
             if "\n" in text:
                 slot.has_new_line = True
             if slot.text.stopped:

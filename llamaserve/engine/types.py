@@ -45,6 +45,8 @@ class SamplingParams:
     post_sampling_probs: bool = False
     samplers: list[str] = field(default_factory=lambda: list(DEFAULT_SAMPLERS))
     grammar: str = ""
+    grammar_lazy: bool = False  # the grammar engages only once a trigger pattern matches the output
+    grammar_triggers: list[str] = field(default_factory=list)  # regexes; the first group starts the grammar
 
     @property
     def is_greedy(self) -> bool:
@@ -128,6 +130,7 @@ class Task:
     t_max_predict_ms: int = -1
     stream: bool = False  # emit partial results as tokens come
     timings_per_token: bool = False
+    special_pieces: dict[int, bytes] | None = None  # special tokens shown as their text (tool-call markers)
     sink: Callable[[Result], None] | None = None  # set by the caller; called via the scheduler's deliver hook
     index: int = 0  # position in a multi-prompt request
     id: int = field(default_factory=lambda: next(_task_ids))

@@ -19,7 +19,12 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
+from llamaserve.chat import TemplateCaps
+from llamaserve.chat.formats import ChatFormat
+from llamaserve.chat.output import REASONING_FORMATS, OutputParser
+from llamaserve.chat.tool_grammar import ToolGrammar
 from llamaserve.config import SamplingDefaults
+from llamaserve.grammar import SchemaError, schema_to_gbnf
 from llamaserve.engine.types import RANDOM_SEED, Result, Task, TokenProb
 from llamaserve.errors import InvalidRequest
 from llamaserve.protocol import native
@@ -119,6 +124,26 @@ class PlainOutput:
         return [], {"content": "".join(self.parts), "reasoning_content": "", "tool_calls": []}
 
 
+class ParsedOutput:
+    """A chat output parser (chat/output.py) behind PlainOutput's interface, with the message as a dict."""
+
+    def __init__(self, parser: OutputParser, report: Callable[[str], None]):
+        self.parser = parser
+        self.report = report
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        return self.parser.feed(text)
+
+    def finish(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        deltas, msg = self.parser.finish()
+        for problem in self.parser.problems:
+            self.report(problem)
+        return deltas, {
+            "content": msg.content, "reasoning_content": msg.reasoning_content,
+            "tool_calls": [c.to_openai() for c in msg.tool_calls], "problems": list(self.parser.problems),
+        }
+
+
 def parse_message(plan: "Plan", text: str) -> dict[str, Any]:
     output = plan.output()
     output.feed(text)
@@ -138,6 +163,7 @@ class Plan:
     prompt_text: str = ""  # the rendered chat prompt
     echo: bool = False
     output: Callable[[], Any] = PlainOutput  # makes the parser of one choice's generated text
+    tool_grammar: ToolGrammar | None = None  # constrains tool calls (set on the tasks, not a request field)
 
 
 def _check_n(n: int, max_n: int) -> None:
@@ -222,18 +248,15 @@ def _tool_calls_for_template(calls: Any, i: int) -> list[dict[str, Any]]:
     return out
 
 
-def render_prompt(
-    req: ChatCompletionRequest, render: Render, prefill_assistant: bool, server_kwargs: dict[str, Any]
-) -> str:
-    messages = normalize_messages(req.messages)
-    kwargs = {**server_kwargs, **(req.chat_template_kwargs or {})}
+def render_prompt(req: ChatCompletionRequest, messages: list[dict[str, Any]], tools: list[dict] | None, setup: "ChatSetup") -> str:
+    kwargs = {**setup.template_kwargs, **(req.chat_template_kwargs or {})}
     last = messages[-1]
-    if prefill_assistant and last["role"] == "assistant" and not last.get("tool_calls"):
+    if setup.prefill_assistant and last["role"] == "assistant" and not last.get("tool_calls"):
         if len(messages) >= 2 and messages[-2]["role"] == "assistant":
             raise InvalidRequest("Cannot have 2 or more assistant messages at the end of the list.")
         # Prefill: the model continues the final assistant message instead of starting a new one.
-        return render(messages, False, req.tools, kwargs, True)
-    return render(messages, req.add_generation_prompt, req.tools, kwargs, False)
+        return setup.render(messages, False, tools, kwargs, True)
+    return setup.render(messages, req.add_generation_prompt, tools, kwargs, False)
 
 
 # --- requests ---
@@ -257,24 +280,78 @@ def _json_schema_of(response_format: dict[str, Any] | None) -> Any:
     raise InvalidRequest(f'"response_format.type" must be "text", "json_object" or "json_schema", got {kind!r}')
 
 
-def plan_chat(
-    body: Any, render: Render, *, prefill_assistant: bool, template_kwargs: dict[str, Any], max_n: int, model_alias: str
-) -> Plan:
+@dataclass
+class ChatSetup:
+    """The server's chat side, fixed at startup: how messages become a prompt and output becomes a message."""
+
+    render: Render
+    format: ChatFormat
+    caps: TemplateCaps | None  # None with libllama's built-in templates
+    prefill_assistant: bool
+    template_kwargs: dict[str, Any]
+    reasoning_format: str
+    max_n: int
+    model_alias: str
+    report: Callable[[str], None] = lambda problem: None  # why generated markup was not taken as a tool call
+
+
+def _tool_choice(req: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]:
+    """("none" | "auto" | "required", the tools calls may use). Normalizes req.tools in place: templates
+    index into `description` and `parameters`, which clients may leave out."""
+    tools = req.tools or []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function" or not isinstance(fn, dict) \
+                or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise InvalidRequest(f'tools[{i}] must be {{"type": "function", "function": {{"name": ..., "parameters": ...}}}}')
+        tools[i] = {**tool, "type": "function", "function": {
+            "description": "", "parameters": {"type": "object", "properties": {}}, **fn}}
+    choice = req.tool_choice
+    if choice is None:
+        return ("auto" if tools else "none"), tools
+    if choice in ("none", "auto", "required"):
+        if choice != "none" and not tools:
+            raise InvalidRequest(f'"tool_choice": "{choice}" needs "tools"')
+        return choice, tools
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        chosen = [t for t in tools if t["function"]["name"] == name]
+        if not chosen:
+            raise InvalidRequest(f'"tool_choice" names the function {name!r}, which is not in "tools"')
+        return "required", chosen
+    raise InvalidRequest('"tool_choice" must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}')
+
+
+def plan_chat(body: Any, setup: ChatSetup) -> Plan:
     req: ChatCompletionRequest = validate_model(ChatCompletionRequest, body)
-    _check_n(req.n, max_n)
+    _check_n(req.n, setup.max_n)
     include_usage = _stream_flags(req)
     if req.top_logprobs is not None and not req.logprobs:
         raise InvalidRequest('"top_logprobs" requires "logprobs" to be true')
     if req.top_logprobs is not None and not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
         raise InvalidRequest(f'"top_logprobs" must be between 0 and {MAX_TOP_LOGPROBS}')
-    if req.tools and req.tool_choice not in (None, "none"):
-        raise InvalidRequest('"tools" are not supported yet; send the request without "tools" or with "tool_choice": "none"')
     schema = _json_schema_of(req.response_format)
-    if schema is not None and ("grammar" in body or "json_schema" in body):
+    user_grammar = "grammar" in body or "json_schema" in body
+    if schema is not None and user_grammar:
         raise InvalidRequest('"response_format" cannot be combined with "grammar" or "json_schema"')
+    reasoning_format = body.get("reasoning_format", setup.reasoning_format)
+    if reasoning_format not in REASONING_FORMATS:
+        raise InvalidRequest(f'"reasoning_format" must be one of {", ".join(REASONING_FORMATS)}')
+    choice, callable_tools = _tool_choice(req)
+    fmt = setup.format
+    parallel = req.parallel_tool_calls if req.parallel_tool_calls is not None else True
 
-    prompt_text = render_prompt(req, render, prefill_assistant, template_kwargs)
-    fields = {k: v for k, v in body.items() if k not in _CHAT_ONLY}
+    messages = normalize_messages(req.messages)
+    template_tools = None
+    if req.tools:
+        caps = setup.caps
+        messages, template_tools = fmt.prepare_messages(
+            messages, req.tools, parallel=parallel, system_role=caps.supports_system_role if caps else True,
+            template_shows_tools=caps.supports_tools if caps else None,
+        )
+    prompt_text = render_prompt(req, messages, template_tools, setup)
+
+    fields = {k: v for k, v in body.items() if k not in _CHAT_ONLY and k != "reasoning_format"}
     limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     if limit is not None and "n_predict" not in fields:
         fields["n_predict"] = limit
@@ -284,9 +361,25 @@ def plan_chat(
         fields["n_probs"] = max(1, logprobs)
     if schema is not None:
         fields["json_schema"] = schema
+    grammar = None
+    if choice != "none" and schema is None and not user_grammar:
+        # Calls are constrained to the tools' schemas: from the start for required/named,
+        # lazily (from the family's opening marker on) for auto.
+        try:
+            grammar = fmt.grammar(callable_tools, schema_to_gbnf, required=choice == "required", parallel=parallel, prompt=prompt_text)
+        except SchemaError as exc:
+            raise InvalidRequest(f"a tool's parameters cannot be used: {exc}") from None
+    parse_tools = callable_tools if choice != "none" else None
+    stream = req.stream
+
+    def output() -> ParsedOutput:
+        return ParsedOutput(OutputParser(fmt, parse_tools, reasoning_format=reasoning_format, stream=stream,
+                                         prompt=prompt_text, stream_arguments=grammar is not None), setup.report)
+
     return Plan(
         native=native.parse_request(fields), n=req.n, stream=req.stream, include_usage=include_usage,
-        logprobs=logprobs, model=req.model or model_alias, prompt_text=prompt_text,
+        logprobs=logprobs, model=req.model or setup.model_alias, prompt_text=prompt_text, output=output,
+        tool_grammar=grammar,
     )
 
 
@@ -319,6 +412,12 @@ def build_tasks(
 ) -> list[Task]:
     """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""
     tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab, cache_reuse)
+    g = plan.tool_grammar
+    if g is not None:
+        params = dataclasses.replace(tasks[0].params, grammar=g.gbnf, grammar_lazy=g.lazy,
+                                     grammar_triggers=[t.regex() for t in g.triggers])
+        for t in tasks:
+            t.params = params
     if plan.n > 1:
         for t in tasks:
             seed = t.params.seed
