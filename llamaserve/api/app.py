@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import errors, native, openai
+from llamaserve.api import embeddings, errors, infill, native, openai
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
@@ -71,5 +71,7 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     errors.install(app)
     app.include_router(native.router)
     app.include_router(openai.router)
+    app.include_router(embeddings.router)
+    app.include_router(infill.router)
     app.add_middleware(RequestLog, bridge=bridge)
     return app

@@ -68,6 +68,7 @@ async def chat_completions(request: Request) -> Response:
     prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     env = openai.Envelope(openai.new_id("chatcmpl-"), plan.model, FINGERPRINT)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     if plan.stream:
         return sse_response(_chat_stream(request, bridge, tasks, openai.ChatChunks(env, plan)))
     finals = await _collect(request, bridge, tasks)
@@ -113,6 +114,7 @@ async def completions(request: Request) -> Response:
     tasks = openai.build_tasks(plan, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo else []
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     if plan.stream:
         return sse_response(_completions_stream(request, bridge, tasks, openai.CompletionChunks(env, plan, texts)))
     finals = await _collect(request, bridge, tasks)
