@@ -156,11 +156,16 @@ class Model:
         n_ctx = config.n_ctx or self.n_ctx_train
         n_batch, n_ubatch = config.n_batch, config.n_ubatch
         pooling = POOLING_IDS[config.pooling_type]
+        # Embedding mode always unifies the KV cache: with one stream per sequence libllama splits a
+        # batch into equal-length slices of every sequence, so a pooled sequence would span ubatches
+        # (its mean or CLS vector then covers only the last slice). Embedding inputs are stateless and
+        # a step holds at most n_ubatch tokens, so one shared cache costs nothing.
+        unified = config.unified_kv or config.embedding_mode
         if config.embedding_mode:
             model_pooling = pooling if pooling >= 0 else self._meta_int(f"{self._meta('general.architecture')}.pooling_type")
             try:
                 n_batch = n_ubatch = embedding_batch_size(
-                    config.n_batch, config.n_ubatch, n_ctx, n_slots, config.unified_kv, model_pooling == POOLING_IDS["mean"])
+                    config.n_batch, config.n_ubatch, n_ctx, n_slots, unified, model_pooling == POOLING_IDS["mean"])
             except ModelLoadError:
                 ll.llama_model_free(self.model)
                 raise
@@ -179,7 +184,7 @@ class Model:
         cparams.type_k = _GGML_TYPES[config.cache_type_k]
         cparams.type_v = _GGML_TYPES[config.cache_type_v]
         cparams.flash_attn_type = _FLASH_ATTN[config.flash_attn]
-        cparams.kv_unified = config.unified_kv
+        cparams.kv_unified = unified
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -225,7 +230,7 @@ class Model:
         self.pieces = [self._piece(t, special=False) for t in range(self.n_vocab)]
         log.info(
             "model loaded in %.2f s: %s, n_ctx = %d, %d slots of %d tokens, kv_unified = %s%s",
-            time.perf_counter() - t0, self.info.desc, self.n_ctx, n_slots, self.n_ctx_slot, config.unified_kv,
+            time.perf_counter() - t0, self.info.desc, self.n_ctx, n_slots, self.n_ctx_slot, unified,
             f", embeddings with {self.info.pooling} pooling, n_ubatch = {self.n_ubatch}" if config.embedding_mode else "",
         )
 

@@ -15,7 +15,7 @@ import pytest
 from llamaserve.config import Config
 from llamaserve.engine import COMPLETION, EMBEDDING, RERANK, Scheduler, Task
 from llamaserve.errors import InvalidRequest, NotSupported
-from tests.conftest import shared_model
+from tests.conftest import MODEL, shared_model
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,28 @@ def test_refusals(engine):
     assert cases[0][0].kind == COMPLETION
     # the engine still serves afterwards
     assert run(engine, [Task([101, 1996, 102], kind=EMBEDDING)])[0].error is None
+
+
+def test_causal_model_batched_pooling_equals_alone():
+    # A decoder (SmolLM2, with a KV cache) in embedding mode. With one KV stream per slot, libllama
+    # would cut a batch of a 6- and a 2-token input into equal slices, so the longer input's mean
+    # would cover its last slice only; embedding mode therefore unifies the cache. A fresh scheduler
+    # gives the first task slot 0 and the second slot 1: the layout that used to split.
+    results: queue.Queue = queue.Queue()
+    config = Config(model=MODEL, embedding=True, pooling="mean", n_parallel=2, n_ctx=1024, kv_unified=False, n_threads=2)
+    sched = Scheduler(config, lambda rs: [results.put(r) for r in rs])
+    sched.start()
+    try:
+        assert sched.ready.wait(60) and sched.load_error is None
+        engine = (sched, results)
+        texts = ["The cat sits on the mat", "Hello world"]
+        batched = run(engine, [Task(sched.model.tokenize(t), kind=EMBEDDING) for t in texts])
+        assert [r.id_slot for r in batched] == [0, 1] and len(batched[0].task.prompt) > len(batched[1].task.prompt)
+        for text, r in zip(texts, batched):
+            alone = run(engine, [Task(sched.model.tokenize(text), kind=EMBEDDING)])[0]
+            assert np.abs(np.asarray(alone.embedding[0]) - r.embedding[0]).max() < 1e-4
+    finally:
+        sched.stop()
 
 
 _CREATE = """
