@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import embeddings, errors, infill, native, openai
+from llamaserve.api import anthropic, embeddings, errors, infill, native, ollama, openai, responses
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
@@ -18,7 +18,7 @@ from llamaserve.errors import Unavailable
 log = logging.getLogger("llamaserve.http")
 
 # Answered even while the model loads (they say so themselves).
-_ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models"}
+_ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models", "/api/tags", "/api/version"}
 
 
 class RequestLog:
@@ -33,7 +33,7 @@ class RequestLog:
             return await self.app(scope, receive, send)
         path = scope["path"]
         if path not in _ALWAYS_OPEN and not self.bridge.scheduler.ready.is_set():
-            return await errors.error_response(Unavailable("Loading model"))(scope, receive, send)
+            return await errors.error_response(Unavailable("Loading model"), path)(scope, receive, send)
         t0 = time.perf_counter()
         status = [0]
 
@@ -71,6 +71,9 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     errors.install(app)
     app.include_router(native.router)
     app.include_router(openai.router)
+    app.include_router(anthropic.router)
+    app.include_router(responses.router)
+    app.include_router(ollama.router)
     app.include_router(embeddings.router)
     app.include_router(infill.router)
     app.add_middleware(RequestLog, bridge=bridge)

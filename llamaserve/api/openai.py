@@ -57,21 +57,28 @@ async def apply_template(request: Request) -> Response:
     return json_response({"prompt": plan.prompt_text})
 
 
+def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
+    """A chat request (OpenAI-shaped body) as a plan and the engine tasks that carry it out."""
+    config: Config = request.app.state.config
+    model = request.app.state.bridge.model
+    plan = _plan_chat(request, body)
+    tokenize = _tokenizer(model)
+    prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
+    tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    # refusals (e.g. 501 on an embedding-only server) keep their status, even when the caller streams
+    request.app.state.bridge.check(tasks)
+    return plan, tasks
+
+
 @router.post("/v1/chat/completions")
 @router.post("/chat/completions")
 async def chat_completions(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
-    config: Config = request.app.state.config
-    model = bridge.model
-    plan = _plan_chat(request, await read_json(request))
-    tokenize = _tokenizer(model)
-    prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
-    tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    plan, tasks = prepare_chat(request, await read_json(request))
     env = openai.Envelope(openai.new_id("chatcmpl-"), plan.model, FINGERPRINT)
-    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     if plan.stream:
         return sse_response(_chat_stream(request, bridge, tasks, openai.ChatChunks(env, plan)))
-    finals = await _collect(request, bridge, tasks)
+    finals = await collect(request, bridge, tasks)
     if finals is None:
         return Response(status_code=499)
     return json_response(openai.chat_response(env, finals, plan))
@@ -79,21 +86,15 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.ChatChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    started: set[int] = set()
     try:
         async for r in bridge.run(request, tasks):
             if r.error is not None:
                 yield sse_data(error_body(as_server_error(r.error)))
                 return
-            index = r.task.index
-            if index not in started:
-                started.add(index)
-                yield sse_data(chunks.role(index))
-            if r.text or r.probs:
-                yield sse_data(chunks.content(r))
             if r.done:
                 finals.append(r)
-                yield sse_data(chunks.finish(r))
+            for chunk in chunks.chunks(r):
+                yield sse_data(chunk)
         if chunks.plan.include_usage:
             yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
         yield DONE
@@ -117,7 +118,7 @@ async def completions(request: Request) -> Response:
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     if plan.stream:
         return sse_response(_completions_stream(request, bridge, tasks, openai.CompletionChunks(env, plan, texts)))
-    finals = await _collect(request, bridge, tasks)
+    finals = await collect(request, bridge, tasks)
     if finals is None:
         return Response(status_code=499)
     return json_response(openai.completions_response(env, finals, plan, texts))
@@ -144,7 +145,7 @@ async def _completions_stream(request: Request, bridge: EngineBridge, tasks: lis
         note_results(request, finals)
 
 
-async def _collect(request: Request, bridge: EngineBridge, tasks: list[Task]) -> list[Result] | None:
+async def collect(request: Request, bridge: EngineBridge, tasks: list[Task]) -> list[Result] | None:
     """Final results in index order, or None when the client went away."""
     try:
         finals = await bridge.collect(request, tasks)

@@ -85,13 +85,44 @@ _CHAT_ONLY = {
 _COMPLETIONS_ONLY = {"n", "stream_options", "echo", "suffix", "logprobs", "best_of", "user", "model"}
 
 
-def _validate(model: type[BaseModel], body: Any) -> Any:
+def validate_model(model: type[BaseModel], body: Any) -> Any:
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         raise InvalidRequest(native.validation_message(exc)) from None
+
+
+def finish_reason(r: Result, message: dict[str, Any] | None = None) -> str:
+    if r.stop_type == "limit":
+        return "length"
+    return "tool_calls" if message and message.get("tool_calls") else "stop"
+
+
+class PlainOutput:
+    """Generated text taken as plain assistant content.
+
+    The interface every chat output parser has: feed() turns a text delta into
+    OpenAI-shaped message deltas; finish() returns the last deltas and the whole
+    message ({"content", "reasoning_content", "tool_calls"}).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        self.parts.append(text)
+        return [{"content": text}]
+
+    def finish(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return [], {"content": "".join(self.parts), "reasoning_content": "", "tool_calls": []}
+
+
+def parse_message(plan: "Plan", text: str) -> dict[str, Any]:
+    output = plan.output()
+    output.feed(text)
+    return output.finish()[1]
 
 
 @dataclass
@@ -106,6 +137,7 @@ class Plan:
     model: str
     prompt_text: str = ""  # the rendered chat prompt
     echo: bool = False
+    output: Callable[[], Any] = PlainOutput  # makes the parser of one choice's generated text
 
 
 def _check_n(n: int, max_n: int) -> None:
@@ -231,7 +263,7 @@ def _json_schema_of(response_format: dict[str, Any] | None) -> Any:
 def plan_chat(
     body: Any, render: Render, *, prefill_assistant: bool, template_kwargs: dict[str, Any], max_n: int, model_alias: str
 ) -> Plan:
-    req: ChatCompletionRequest = _validate(ChatCompletionRequest, body)
+    req: ChatCompletionRequest = validate_model(ChatCompletionRequest, body)
     _check_n(req.n, max_n)
     include_usage = _stream_flags(req)
     if req.top_logprobs is not None and not req.logprobs:
@@ -262,7 +294,7 @@ def plan_chat(
 
 
 def plan_completions(body: Any, *, max_n: int, model_alias: str) -> Plan:
-    req: CompletionsRequest = _validate(CompletionsRequest, body)
+    req: CompletionsRequest = validate_model(CompletionsRequest, body)
     _check_n(req.n, max_n)
     include_usage = _stream_flags(req)
     if req.prompt is None:
@@ -300,10 +332,6 @@ def build_tasks(
 
 
 # --- responses ---
-
-def finish_reason(r: Result) -> str:
-    return "length" if r.stop_type == "limit" else "stop"
-
 
 def usage_json(finals: list[Result], n: int) -> dict[str, Any]:
     # Every choice of a prompt shares that prompt: count it once.
@@ -376,13 +404,19 @@ class Envelope:
 def chat_response(env: Envelope, finals: list[Result], plan: Plan) -> dict[str, Any]:
     choices = []
     for r in finals:
-        choice: dict[str, Any] = {
+        msg = parse_message(plan, r.text)
+        message: dict[str, Any] = {"role": "assistant", "content": msg["content"] or None if msg["tool_calls"] else msg["content"]}
+        if msg["reasoning_content"]:
+            message["reasoning_content"] = msg["reasoning_content"]
+        if msg["tool_calls"]:
+            message["tool_calls"] = msg["tool_calls"]
+        message["refusal"] = None
+        choices.append({
             "index": r.task.index,
-            "message": {"role": "assistant", "content": r.text, "refusal": None},
+            "message": message,
             "logprobs": chat_logprobs(r.probs, plan.logprobs) if plan.logprobs is not None else None,
-            "finish_reason": finish_reason(r),
-        }
-        choices.append(choice)
+            "finish_reason": finish_reason(r, msg),
+        })
     return env.wrap("chat.completion", choices, usage=usage_json(finals, plan.n), timings=_timings(finals))
 
 
@@ -410,6 +444,7 @@ class ChatChunks:
     def __init__(self, env: Envelope, plan: Plan):
         self.env = env
         self.plan = plan
+        self.outputs: dict[int, Any] = {}
 
     def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> dict[str, Any]:
         return self.env.wrap(
@@ -417,18 +452,34 @@ class ChatChunks:
             [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
         )
 
-    def role(self, index: int) -> dict[str, Any]:
-        return self._chunk(index, {"role": "assistant", "content": None})
-
-    def content(self, r: Result) -> dict[str, Any]:
-        logprobs = chat_logprobs(r.probs, self.plan.logprobs) if self.plan.logprobs is not None and r.probs else None
-        return self._chunk(r.task.index, {"content": r.text}, logprobs=logprobs)
-
-    def finish(self, r: Result) -> dict[str, Any]:
-        chunk = self._chunk(r.task.index, {}, finish_reason(r))
-        if r.timings is not None:
-            chunk["timings"] = r.timings.as_dict()
-        return chunk
+    def chunks(self, r: Result) -> list[dict[str, Any]]:
+        """The chunks one engine Result turns into: role first, then deltas, then the finish."""
+        index = r.task.index
+        out = []
+        output = self.outputs.get(index)
+        if output is None:
+            output = self.outputs[index] = self.plan.output()
+            out.append(self._chunk(index, {"role": "assistant", "content": None}))
+        deltas = output.feed(r.text) if r.text else []
+        message = None
+        if r.done:
+            tail, message = output.finish()
+            deltas += tail
+        if self.plan.logprobs is not None and r.probs:
+            logprobs = chat_logprobs(r.probs, self.plan.logprobs)
+            if deltas:
+                out += [self._chunk(index, d) for d in deltas[:-1]]
+                out.append(self._chunk(index, deltas[-1], logprobs=logprobs))
+            else:
+                out.append(self._chunk(index, {}, logprobs=logprobs))
+        else:
+            out += [self._chunk(index, d) for d in deltas]
+        if message is not None:
+            finish = self._chunk(index, {}, finish_reason(r, message))
+            if r.timings is not None:
+                finish["timings"] = r.timings.as_dict()
+            out.append(finish)
+        return out
 
     def usage(self, finals: list[Result]) -> dict[str, Any]:
         return self.env.wrap("chat.completion.chunk", [], usage=usage_json(finals, self.plan.n), timings=_timings(finals))
