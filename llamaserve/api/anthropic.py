@@ -7,9 +7,9 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import ANTHROPIC_ERROR_TYPES, as_server_error
-from llamaserve.api.native import note_results, read_json
+from llamaserve.api.native import read_json, stream_results
 from llamaserve.api.openai import collect, prepare_chat
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
@@ -39,25 +39,18 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
     for name, data in events.start():
         yield sse_event(name, data)
     output = plan.output()
-    finals = []
-    try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                err = as_server_error(r.error)
-                body = {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(err.status, "api_error"), "message": err.message}}
-                yield sse_event("error", body)
-                return
-            out = events.deltas(output.feed(r.text)) if r.text else []
-            if r.done:
-                finals.append(r)
-                tail, message = output.finish()
-                out += events.deltas(tail) + events.finish(r, message)
-            for name, data in out:
-                yield sse_event(name, data)
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, []):
+        if r.error is not None:
+            err = as_server_error(r.error)
+            body = {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(err.status, "api_error"), "message": err.message}}
+            yield sse_event("error", body)
+            return
+        out = events.deltas(output.feed(r.text)) if r.text else []
+        if r.done:
+            tail, message = output.finish()
+            out += events.deltas(tail) + events.finish(r, message)
+        for name, data in out:
+            yield sse_event(name, data)
 
 
 @router.post("/v1/messages/count_tokens")

@@ -92,20 +92,28 @@ async def complete(request: Request, req: native.CompletionRequest) -> Response:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
     model = bridge.model
-    finals = []
+    async for r in stream_results(request, tasks, []):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+        elif r.done:
+            if r.text or r.probs:
+                yield sse_data(native.partial_json(r, True))
+                r.text, r.probs = "", []
+            yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
+        else:
+            yield sse_data(native.partial_json(r, True))
+
+
+async def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
+    """Results of a streamed request as they come, ending after an error or quietly when the client
+    leaves; final Results are collected into `finals` and noted for the log line."""
     try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                continue
+        async for r in request.app.state.bridge.run(request, tasks):
             if r.done:
                 finals.append(r)
-                if r.text or r.probs:
-                    yield sse_data(native.partial_json(r, True))
-                    r.text, r.probs = "", []
-                yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
-            else:
-                yield sse_data(native.partial_json(r, True))
+            yield r
+            if r.error is not None:
+                return
     except ClientGone:
         return
     finally:

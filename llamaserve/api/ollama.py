@@ -10,9 +10,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from llamaserve.api.bridge import ClientGone, EngineBridge
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error
-from llamaserve.api.native import note, note_results, read_json_object
+from llamaserve.api.native import note, read_json_object, stream_results
 from llamaserve.api.openai import collect, formatter, prepare_chat
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
@@ -205,23 +205,16 @@ async def _generate_stream(request: Request, tasks: list[Task], plan: openai.Pla
 async def _deltas(request: Request, tasks: list[Task], output) -> AsyncIterator[tuple[Result | bytes, list[dict], dict | None]]:
     """Each Result with the message deltas its text makes and, on the last, the whole message;
     an error line instead when the engine fails."""
-    finals: list[Result] = []
-    try:
-        async for r in request.app.state.bridge.run(request, tasks):
-            if r.error is not None:
-                yield _line({"error": as_server_error(r.error).message}), [], None
-                return
-            deltas = output.feed(r.text) if r.text else []
-            whole = None
-            if r.done:
-                finals.append(r)
-                tail, whole = output.finish()
-                deltas += tail
-            yield r, deltas, whole
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, []):
+        if r.error is not None:
+            yield _line({"error": as_server_error(r.error).message}), [], None
+            return
+        deltas = output.feed(r.text) if r.text else []
+        whole = None
+        if r.done:
+            tail, whole = output.finish()
+            deltas += tail
+        yield r, deltas, whole
 
 
 def _logprobs(plan: openai.Plan, probs) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.chat_format import ChatFormatter
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import note, note_results, read_json
+from llamaserve.api.native import note_results, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -86,22 +86,17 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.ChatChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                return
-            if r.done:
-                finals.append(r)
-            for chunk in chunks.chunks(r):
-                yield sse_data(chunk)
-        if chunks.plan.include_usage:
-            yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
-        yield DONE
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, finals):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+            return
+        for chunk in chunks.chunks(r):
+            yield sse_data(chunk)
+    if len(finals) < len(tasks):
+        return  # the client left
+    if chunks.plan.include_usage:
+        yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
+    yield DONE
 
 
 @router.post("/v1/completions")
@@ -126,23 +121,19 @@ async def completions(request: Request) -> Response:
 
 async def _completions_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.CompletionChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                return
-            if r.done:
-                finals.append(r)
-                yield sse_data(chunks.text(r, openai.finish_reason(r)))
-            elif r.text or r.probs:
-                yield sse_data(chunks.text(r))
-        if chunks.plan.include_usage:
-            yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
-        yield DONE
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, finals):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+            return
+        if r.done:
+            yield sse_data(chunks.text(r, openai.finish_reason(r)))
+        elif r.text or r.probs:
+            yield sse_data(chunks.text(r))
+    if len(finals) < len(tasks):
+        return  # the client left
+    if chunks.plan.include_usage:
+        yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
+    yield DONE
 
 
 async def collect(request: Request, bridge: EngineBridge, tasks: list[Task]) -> list[Result] | None:

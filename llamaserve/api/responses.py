@@ -7,9 +7,9 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import note_results, read_json
+from llamaserve.api.native import read_json, stream_results
 from llamaserve.api.openai import collect, prepare_chat
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
@@ -39,25 +39,18 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
     for e in events.start():
         yield sse_event(e["type"], e)
     output = plan.output()
-    finals = []
-    try:
-        async for r in bridge.run(request, tasks):
-            if r.error is not None:
-                err = error_body(as_server_error(r.error))["error"]
-                yield sse_event("error", {"type": "error", "sequence_number": events.seq, "code": str(err["code"]),
-                                          "message": err["message"], "param": None})
-                return
-            out = events.deltas(output.feed(r.text)) if r.text else []
-            if r.done:
-                finals.append(r)
-                tail, _ = output.finish()
-                out += events.deltas(tail) + events.finish(r)
-            for e in out:
-                yield sse_event(e["type"], e)
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
+    async for r in stream_results(request, tasks, []):
+        if r.error is not None:
+            err = error_body(as_server_error(r.error))["error"]
+            yield sse_event("error", {"type": "error", "sequence_number": events.seq, "code": str(err["code"]),
+                                      "message": err["message"], "param": None})
+            return
+        out = events.deltas(output.feed(r.text)) if r.text else []
+        if r.done:
+            tail, _ = output.finish()
+            out += events.deltas(tail) + events.finish(r)
+        for e in out:
+            yield sse_event(e["type"], e)
 
 
 @router.post("/v1/responses/input_tokens")
