@@ -134,6 +134,17 @@ def test_generation_is_not_supported_in_embedding_mode(ec, path, body):
     assert_error(ec.post(path, json=body), 501, "not_supported_error", "embedding mode")
 
 
+@pytest.mark.parametrize("path, body", [
+    ("/v1/messages", {"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}], "stream": True}),
+    ("/v1/responses", {"input": "hi", "stream": True}),
+    ("/api/chat", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}),  # Ollama streams by default
+    ("/api/generate", {"model": "m", "prompt": "hi", "raw": True}),
+])
+def test_other_generation_families_are_refused_before_streaming(ec, path, body):
+    r = ec.post(path, json=body)  # each family keeps its own error envelope
+    assert r.status_code == 501 and "embedding mode" in r.text, r.text
+
+
 def test_other_modes_are_not_supported(ec):
     assert_error(ec.post("/rerank", json={"query": "q", "documents": ["d"]}), 501, "not_supported_error", "--reranking")
     assert_error(ec.post("/infill", json={"input_prefix": "a", "input_suffix": "b"}), 501, "not_supported_error", "infill")
