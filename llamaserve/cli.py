@@ -158,6 +158,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--min-p",), "sampling.min_p", "default min-p sampling (default: 0.05, 0.0 = disabled)", _unit_float, "LLAMA_ARG_MIN_P"),
     Flag(("-s", "--seed"), "sampling.seed", "default RNG seed (default: -1 = random)", _int, "LLAMA_ARG_SEED", metavar="SEED"),
     Flag(("-cb", "--cont-batching"), "cont_batching", "continuous batching (default: enabled)", None, "LLAMA_ARG_CONT_BATCHING", ("-nocb", "--no-cont-batching")),
+    Flag(("--webui", "--ui"), "webui", "serve the web chat UI at / (default: enabled)", None, "LLAMA_ARG_UI", ("--no-webui", "--no-ui")),
     Flag(("--slots",), "endpoint_slots", "expose the /slots endpoint (default: enabled)", None, "LLAMA_ARG_ENDPOINT_SLOTS", ("--no-slots",)),
     Flag(("--context-shift",), "ctx_shift", "shift the context when a generation fills it (default: disabled)", None, "LLAMA_ARG_CONTEXT_SHIFT", ("--no-context-shift",)),
     Flag(("--keep",), "n_keep", "tokens of the prompt kept on context shift (default: 0, -1 = all)", _int, None),

@@ -87,6 +87,7 @@ class Config:
     timeout: int = 3600
     threads_http: int = -1
     endpoint_slots: bool = True
+    webui: bool = True  # the browser chat UI at /
 
     # logging
     verbose: bool = False

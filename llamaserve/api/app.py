@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, native, ollama, openai, responses
+from llamaserve.api import anthropic, embeddings, errors, infill, native, ollama, openai, responses, webui
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
@@ -32,7 +32,7 @@ class RequestLog:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path not in _ALWAYS_OPEN and not self.bridge.scheduler.ready.is_set():
+        if path not in _ALWAYS_OPEN and not webui.is_public_path(path) and not self.bridge.scheduler.ready.is_set():
             return await errors.error_response(Unavailable("Loading model"), path)(scope, receive, send)
         t0 = time.perf_counter()
         status = [0]
@@ -76,5 +76,6 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(ollama.router)
     app.include_router(embeddings.router)
     app.include_router(infill.router)
+    app.include_router(webui.router)
     app.add_middleware(RequestLog, bridge=bridge)
     return app

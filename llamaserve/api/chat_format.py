@@ -56,19 +56,25 @@ class ChatFormatter:
         return self.template.caps if self.template is not None else None
 
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict] | None,
-               kwargs: dict[str, Any]) -> str:
+               kwargs: dict[str, Any], continue_final: bool = False) -> str:
         if self.template is None:
             if tools:
                 raise InvalidRequest("tools param requires --jinja flag")
             pairs = [(m["role"], m.get("content") or "") for m in messages]
             try:
-                return apply_builtin_template(self.builtin, pairs, add_generation_prompt)
+                text = apply_builtin_template(self.builtin, pairs, add_generation_prompt)
             except ValueError as exc:
                 raise InvalidRequest(str(exc)) from None
+            if continue_final:  # cut the closing markers after the final message's text
+                content = pairs[-1][1]
+                cut = text.rfind(content) if content else -1
+                text = text[: cut + len(content)] if cut >= 0 else text
+            return text
         try:
-            text = self.template.render(messages, add_generation_prompt=add_generation_prompt, tools=tools, **kwargs)
+            text = self.template.render(messages, add_generation_prompt=add_generation_prompt,
+                                        continue_final_message=continue_final, tools=tools, **kwargs)
         except TemplateError as exc:
-            raise InvalidRequest(f"chat template error: {exc}") from None
+            raise InvalidRequest(str(exc)) from None
         if self.strip_bos and self.bos_token and text.startswith(self.bos_token):
             text = text[len(self.bos_token):]  # tokenizing adds it again
         return text

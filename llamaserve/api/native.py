@@ -13,9 +13,9 @@ from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
-from llamaserve.engine import Result, Task
+from llamaserve.engine import Result, Task, grammar_compiles
 from llamaserve.errors import InvalidRequest, NotSupported, Unavailable
-from llamaserve.protocol import native
+from llamaserve.protocol import constraints, native
 
 router = APIRouter()
 
@@ -73,8 +73,9 @@ async def complete(request: Request, req: native.CompletionRequest) -> Response:
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
-    alias = config.model_alias
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
+    check_grammar(model, tasks)
+    alias = config.model_alias
     if req.stream:
         return sse_response(_stream(request, bridge, tasks, req, alias))
 
@@ -88,6 +89,15 @@ async def complete(request: Request, req: native.CompletionRequest) -> Response:
     ]
     note_results(request, finals)
     return json_response(out[0] if len(out) == 1 else out)
+
+
+def check_grammar(model, tasks: list[Task]) -> None:
+    """400 with the reason if libllama will not compile the tasks' grammar. Every route calls it before
+    queueing, so a streaming request gets a plain 400 too (compiling takes well under a millisecond for
+    typical grammars, a few for the largest, so it runs inline)."""
+    grammar = tasks[0].params.grammar if tasks else ""
+    if grammar:
+        constraints.check_grammar(grammar, lambda g: grammar_compiles(model, g))
 
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:

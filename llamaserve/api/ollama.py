@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error
-from llamaserve.api.native import note, read_json_object, stream_results
+from llamaserve.api.native import check_grammar, note, read_json_object, stream_results
 from llamaserve.api.openai import collect, formatter, prepare_chat
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
@@ -182,6 +182,7 @@ def _raw_tasks(request: Request, fields: dict[str, Any], prompt: str, context: l
     plan = openai.Plan(native=req, n=1, stream=req.stream, include_usage=False, logprobs=logprobs, model="")
     tasks = native.build_tasks(req, [tokens], config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     request.app.state.bridge.check(tasks)  # e.g. 501 on an embedding-only server, before the stream starts
+    check_grammar(model, tasks)
     return plan, tasks
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.chat_format import ChatFormatter
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import note_results, read_json, stream_results
+from llamaserve.api.native import check_grammar, note_results, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -67,6 +67,7 @@ def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
     tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     # refusals (e.g. 501 on an embedding-only server) keep their status, even when the caller streams
     request.app.state.bridge.check(tasks)
+    check_grammar(model, tasks)
     return plan, tasks
 
 
@@ -108,9 +109,10 @@ async def completions(request: Request) -> Response:
     tokenize = _tokenizer(model)
     prompts = openai.native.tokenize_prompts(plan.native.prompt, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
+    check_grammar(model, tasks)
     texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo else []
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)
-    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     if plan.stream:
         return sse_response(_completions_stream(request, bridge, tasks, openai.CompletionChunks(env, plan, texts)))
     finals = await collect(request, bridge, tasks)

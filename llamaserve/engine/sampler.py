@@ -18,6 +18,17 @@ from llamaserve.errors import InvalidRequest
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
 
+def grammar_compiles(model, grammar: str, root: str = "root") -> bool:
+    """Whether libllama accepts `grammar` for this model's vocabulary (compiled, then freed).
+
+    Reads only the vocabulary, so any thread may call it: requests are checked before they are queued."""
+    sampler = ll.llama_sampler_init_grammar(model.vocab, grammar.encode(), root.encode())
+    if not sampler:
+        return False
+    ll.llama_sampler_free(sampler)
+    return True
+
+
 class SamplerChain:
     def __init__(self, model, params: SamplingParams):
         self.model = model

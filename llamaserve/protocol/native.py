@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from llamaserve.config import SamplingDefaults
 from llamaserve.engine.types import DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb
-from llamaserve.errors import InvalidRequest, NotSupported
+from llamaserve.errors import InvalidRequest
+from llamaserve.protocol.constraints import request_grammar
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
 
@@ -227,8 +228,7 @@ def build_tasks(
     n_vocab: int,
     cache_reuse: int = 0,
 ) -> list[Task]:
-    if req.json_schema is not None:
-        raise NotSupported('"json_schema" is not supported yet; pass a GBNF "grammar" instead')
+    grammar = request_grammar(req.grammar, req.json_schema)
     if req.lora:
         raise InvalidRequest('"lora": no LoRA adapters are loaded')
     if req.n_probs < 0:
@@ -256,6 +256,7 @@ def build_tasks(
         "logit_bias": parse_logit_bias(req.logit_bias, tokenize, n_vocab),
         "samplers": parse_samplers(req.samplers),
         "dry_sequence_breakers": list(req.dry_sequence_breakers),
+        "grammar": grammar,
     })
     return [
         Task(

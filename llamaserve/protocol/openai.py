@@ -24,8 +24,8 @@ from llamaserve.engine.types import RANDOM_SEED, Result, Task, TokenProb
 from llamaserve.errors import InvalidRequest
 from llamaserve.protocol import native
 
-# (messages, add_generation_prompt, tools, template kwargs) -> prompt text
-Render = Callable[[list[dict[str, Any]], bool, "list[dict] | None", dict[str, Any]], str]
+# (messages, add_generation_prompt, tools, template kwargs, continue_final_message) -> prompt text
+Render = Callable[[list[dict[str, Any]], bool, "list[dict] | None", dict[str, Any], bool], str]
 
 MAX_TOP_LOGPROBS = 20
 MAX_COMPLETION_LOGPROBS = 5
@@ -231,12 +231,9 @@ def render_prompt(
     if prefill_assistant and last["role"] == "assistant" and not last.get("tool_calls"):
         if len(messages) >= 2 and messages[-2]["role"] == "assistant":
             raise InvalidRequest("Cannot have 2 or more assistant messages at the end of the list.")
-        # Continue the final assistant message: render it closed, then cut after its content.
-        text = render(messages, False, req.tools, kwargs)
-        content = last["content"]
-        cut = text.rfind(content) if content else -1
-        return text[: cut + len(content)] if cut >= 0 else text
-    return render(messages, req.add_generation_prompt, req.tools, kwargs)
+        # Prefill: the model continues the final assistant message instead of starting a new one.
+        return render(messages, False, req.tools, kwargs, True)
+    return render(messages, req.add_generation_prompt, req.tools, kwargs, False)
 
 
 # --- requests ---

@@ -62,10 +62,6 @@ def test_unknown_route(client):
     assert_error(client.post("/v1/nothing", json={}), 404, "not_found_error")
 
 
-def test_json_schema_not_supported_yet(client):
-    assert_error(client.post("/completion", json={"prompt": "x", "json_schema": {"type": "object"}}), 501, "not_supported_error", "json_schema")
-
-
 def test_server_still_serves_after_errors(client):
     for _ in range(3):
         client.post("/completion", content=b"{oops")

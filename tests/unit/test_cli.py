@@ -84,3 +84,10 @@ def test_missing_and_invalid_model_files(tmp_path, capsys):
 
 def test_bundled_model_is_the_default():
     assert parse_args([], environ={}).model == MODEL
+
+
+def test_webui_switch():
+    assert parse().webui is True
+    assert parse("--no-webui").webui is False and parse("--no-ui").webui is False
+    assert parse("--webui", env={"LLAMA_ARG_UI": "off"}).webui is True  # the command line wins
+    assert parse(env={"LLAMA_ARG_UI": "0"}).webui is False
