@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from llamaserve.config import KV_CACHE_TYPES, Config, SamplingDefaults, bundled_model_path
+from llamaserve.config import KV_CACHE_TYPES, POOLING_TYPES, Config, SamplingDefaults, bundled_model_path
 
 TRUTHY = {"on", "enabled", "true", "1"}
 FALSEY = {"off", "disabled", "false", "0"}
@@ -122,6 +122,19 @@ def _reasoning_budget(text: str) -> int:
     return value
 
 
+def _pooling(text: str) -> str:
+    if text.lower() not in POOLING_TYPES:
+        raise argparse.ArgumentTypeError(f"unknown pooling type '{text}' (one of {', '.join(POOLING_TYPES)})")
+    return text.lower()
+
+
+def _embd_normalize(text: str) -> int:
+    value = _int(text)
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"must be >= -1, got {value} (-1 none, 0 max-abs int16, 1 taxicab, 2 euclidean, >2 p-norm)")
+    return value
+
+
 def _env_bool(text: str) -> bool:
     low = text.lower()
     if low in TRUTHY:
@@ -181,6 +194,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--prefill-assistant",), "prefill_assistant", "continue a final assistant message instead of closing it (default: enabled)", None, "LLAMA_ARG_PREFILL_ASSISTANT", ("--no-prefill-assistant",)),
     Flag(("--reasoning-format",), "reasoning_format", "where thoughts go: none (left in content), auto/deepseek (reasoning_content), deepseek-legacy (default: auto)", _reasoning_format, "LLAMA_ARG_THINK", metavar="FORMAT"),
     Flag(("--reasoning-budget",), "reasoning_budget", "thinking budget: -1 = unrestricted, 0 = thinking off (default: -1)", _reasoning_budget, "LLAMA_ARG_THINK_BUDGET"),
+    Flag(("--embedding", "--embeddings"), "embedding", "embedding-only server: /embedding(s) and /v1/embeddings; no text generation (default: disabled)", None, "LLAMA_ARG_EMBEDDINGS"),
+    Flag(("--rerank", "--reranking"), "reranking", "reranking server: /rerank and aliases; implies --embedding with rank pooling (default: disabled)", None, "LLAMA_ARG_RERANKING"),
+    Flag(("--pooling",), "pooling", "pooling type for embeddings: none, mean, cls, last or rank (default: the model's own)", _pooling, "LLAMA_ARG_POOLING", metavar="{none,mean,cls,last,rank}"),
+    Flag(("--embd-normalize",), "embd_normalize", "default normalisation of pooled embeddings: -1 none, 0 max-abs int16, 1 taxicab, 2 euclidean, >2 p-norm (default: 2)", _embd_normalize, None),
+    Flag(("--spm-infill",), "spm_infill", "build /infill prompts as suffix, prefix, middle instead of prefix, suffix, middle (default: disabled)", None, None),
     Flag(("-to", "--timeout"), "timeout", "HTTP read/write timeout in seconds (default: 3600)", _positive_int, "LLAMA_ARG_TIMEOUT"),
     Flag(("--threads-http",), "threads_http", "threads for blocking HTTP work (default: -1 = auto)", _int, "LLAMA_ARG_THREADS_HTTP"),
     Flag(("-v", "--verbose", "--log-verbose"), "verbose", "log every request in detail", None, None),

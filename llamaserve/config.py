@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
+# --pooling values, as llama-server names them ("" = the model's own pooling type).
+POOLING_TYPES = ("none", "mean", "cls", "last", "rank")
+
 # ggml type names accepted by -ctk / -ctv, as llama-server lists them.
 KV_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
@@ -75,6 +78,13 @@ class Config:
     reasoning_format: str = "auto"  # none | auto | deepseek | deepseek-legacy
     reasoning_budget: int = -1  # -1 = unrestricted, 0 = thinking off
 
+    # embeddings, reranking, infill
+    embedding: bool = False  # embedding-only server (--embedding)
+    reranking: bool = False  # --reranking: embedding mode with rank pooling
+    pooling: str = ""  # "" = the model's own pooling type, else one of POOLING_TYPES
+    embd_normalize: int = 2  # default normalisation of pooled embeddings (2 = euclidean)
+    spm_infill: bool = False  # /infill prompt as suffix, prefix, middle
+
     # HTTP
     timeout: int = 3600
     threads_http: int = -1
@@ -98,6 +108,16 @@ class Config:
         if self.kv_unified is None:
             return self.n_parallel < 0
         return self.kv_unified
+
+    @property
+    def embedding_mode(self) -> bool:
+        """The context computes embeddings and the server generates no text."""
+        return self.embedding or self.reranking
+
+    @property
+    def pooling_type(self) -> str:
+        """The pooling asked for ("" = the model's own); --reranking means rank pooling."""
+        return "rank" if self.reranking else self.pooling
 
     @property
     def model_alias(self) -> str:

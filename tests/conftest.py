@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -15,6 +16,27 @@ import pytest
 from llamaserve.config import bundled_model_path
 
 MODEL = str(bundled_model_path())
+
+
+def _find_shared_models() -> pathlib.Path | None:
+    """The project's shared/models (real test models, see its README): beside the checkout, or above it."""
+    env = os.environ.get("LLAMASERVE_TEST_MODELS")
+    if env:
+        return pathlib.Path(env)
+    for parent in pathlib.Path(__file__).resolve().parents[1:]:
+        if (parent / "shared" / "models" / "reference.json").is_file():
+            return parent / "shared" / "models"
+    return None
+
+
+SHARED_MODELS = _find_shared_models()
+
+
+def shared_model(name: str) -> str:
+    """Path of a file in shared/models; skips the test when the folder is not there."""
+    if SHARED_MODELS is None or not (SHARED_MODELS / name).is_file():
+        pytest.skip(f"shared/models/{name} not found (set LLAMASERVE_TEST_MODELS)")
+    return str(SHARED_MODELS / name)
 
 
 def free_port() -> int:
@@ -72,6 +94,15 @@ def server(tmp_path_factory):
     srv = start_server(tmp_path_factory.mktemp("srv"), "-np", "4", "-c", "8192")
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def derived_models(tmp_path_factory) -> pathlib.Path:
+    """shared/models/derive_smollm2.py run once on the bundled SmolLM2: its FIM copy and 3-shard split."""
+    script = shared_model("derive_smollm2.py")
+    out = tmp_path_factory.mktemp("derived")
+    subprocess.run([sys.executable, script, MODEL, str(out)], check=True, capture_output=True, timeout=300)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, errors, native, ollama, openai, responses, webui
+from llamaserve.api import anthropic, embeddings, errors, infill, native, ollama, openai, responses, webui
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
@@ -74,6 +74,8 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(anthropic.router)
     app.include_router(responses.router)
     app.include_router(ollama.router)
+    app.include_router(embeddings.router)
+    app.include_router(infill.router)
     app.include_router(webui.router)
     app.add_middleware(RequestLog, bridge=bridge)
     return app

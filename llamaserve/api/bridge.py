@@ -36,6 +36,13 @@ class EngineBridge:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(_dispatch, results)
 
+    def check(self, tasks: list[Task]) -> None:
+        """Raise now what the engine would answer these tasks with (e.g. 501 for generation on an
+        embedding-only server). Streaming handlers call it before they start their response;
+        otherwise the refusal arrives as an error Result."""
+        for t in tasks:
+            self.scheduler.validate(t)
+
     async def run(self, request: Request, tasks: list[Task]) -> AsyncIterator[Result]:
         """Submit tasks and yield their Results as they come; cancels them if the client goes away."""
         channel = _Channel()

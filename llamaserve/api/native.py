@@ -58,16 +58,22 @@ async def health(request: Request) -> Response:
 @router.post("/completion")
 @router.post("/completions")
 async def completion(request: Request) -> Response:
+    _bridge(request).model  # 503 while loading, before the body is read
+    return await complete(request, native.parse_request(await read_json(request)))
+
+
+async def complete(request: Request, req: native.CompletionRequest) -> Response:
+    """Run a parsed native completion request (also /infill's, with its FIM prompt as tokens)."""
     bridge = _bridge(request)
     config = _config(request)
     model = bridge.model
-    req = native.parse_request(await read_json(request))
 
     def tokenize(text: str, add_special: bool) -> list[int]:
         return model.tokenize(text, add_special=add_special, parse_special=True)
 
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     check_grammar(model, tasks)
     alias = config.model_alias
     if req.stream:

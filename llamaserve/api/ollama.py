@@ -181,6 +181,7 @@ def _raw_tasks(request: Request, fields: dict[str, Any], prompt: str, context: l
     req = native.parse_request(fields)
     plan = openai.Plan(native=req, n=1, stream=req.stream, include_usage=False, logprobs=logprobs, model="")
     tasks = native.build_tasks(req, [tokens], config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    request.app.state.bridge.check(tasks)  # e.g. 501 on an embedding-only server, before the stream starts
     check_grammar(model, tasks)
     return plan, tasks
 

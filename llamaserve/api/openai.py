@@ -78,6 +78,8 @@ def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
     tokenize = _tokenizer(model)
     prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    # refusals (e.g. 501 on an embedding-only server) keep their status, even when the caller streams
+    request.app.state.bridge.check(tasks)
     check_grammar(model, tasks)
     special = formatter(request).special_pieces
     if special:
@@ -124,6 +126,7 @@ async def completions(request: Request) -> Response:
     tokenize = _tokenizer(model)
     prompts = openai.native.tokenize_prompts(plan.native.prompt, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     check_grammar(model, tasks)
     texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo else []
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)

@@ -52,15 +52,17 @@ class Batch:
         self.n = i + 1
         return i
 
-    def add_span(self, tokens: np.ndarray, pos0: int, seq: int, logits_last: bool) -> int:
-        """Add consecutive tokens of one sequence; returns the index of the last one."""
+    def add_span(self, tokens: np.ndarray, pos0: int, seq: int, logits_last: bool, logits_all: bool = False) -> int:
+        """Add consecutive tokens of one sequence; returns the index of the last one.
+
+        logits_all marks every token as an output, as embedding contexts require."""
         i, k = self.n, len(tokens)
         j = i + k
         self.token[i:j] = tokens
         self.pos[i:j] = np.arange(pos0, pos0 + k, dtype=np.int32)
         self.seq_id[i:j] = self._seq_ptrs[seq]
-        self.logits[i:j] = 0
-        self.logits[j - 1] = logits_last
+        self.logits[i:j] = logits_all
+        self.logits[j - 1] = logits_last or logits_all
         self.n = j
         return j - 1
 

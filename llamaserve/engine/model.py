@@ -24,12 +24,45 @@ _GGML_TYPES = {
     "f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "iq4_nl": 20, "bf16": 30,
 }
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
+# llama_pooling_type values; "" = unspecified (the model's own)
+POOLING_IDS = {"": -1, "none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
+POOLING_NAMES = {v: k for k, v in POOLING_IDS.items() if k}
 
 _backend_ready = False
 
 
 class ModelLoadError(ServerError):
     pass
+
+
+def _pad(n: int, to: int) -> int:
+    return (n + to - 1) // to * to
+
+
+def embedding_batch_size(n_batch: int, n_ubatch: int, n_ctx: int, n_seq: int, unified: bool, mean_pooling: bool) -> int:
+    """n_batch = n_ubatch for an embedding context, chosen so that libllama cannot abort.
+
+    Every input must be decoded whole in one ubatch (pooling reads the whole sequence, and
+    non-causal models cannot split at all), so a step never holds more than n_ubatch tokens:
+    n_batch = n_ubatch, as llama-server does. With mean pooling, llama_init_from_model aborts
+    the process (GGML_ASSERT in graph_reserve) unless the worst-case ubatch it reserves is a
+    multiple of n_seq_max. That ubatch is min(n_ctx as the context pads it, n_ubatch as the
+    context clamps it to the unpadded n_ctx): returning a multiple of n_seq no larger than
+    either makes it exactly that multiple. None left (more slots than tokens) → refuse.
+    """
+    size = min(n_batch, n_ubatch)
+    if not mean_pooling:
+        return size
+    padded = _pad(n_ctx, 256)  # what llama_context does to n_ctx
+    if not unified:
+        padded = _pad(padded // n_seq, 256) * n_seq
+    fixed = min(padded, n_ctx, size) // n_seq * n_seq
+    if fixed == 0:
+        raise ModelLoadError(
+            f"mean pooling needs a batch of at least one token per slot, but n_ubatch is {min(n_ctx, size)} "
+            f"for {n_seq} slots: use fewer slots (-np) or a larger -ub"
+        )
+    return fixed
 
 
 def _init_backend(verbose: bool) -> None:
@@ -75,6 +108,13 @@ class ModelInfo:
     add_bos: bool
     bos: int
     eos: int
+    sep: int = -1
+    add_eos: bool = False
+    add_sep: bool = False
+    rerank_template: str = ""  # the GGUF's "rerank" prompt template with {query} and {document}, if any
+    fim: dict[str, int] | None = None  # FIM token ids: pre, suf, mid, pad, rep, sep (-1 = missing)
+    pooling: str = "none"  # the context's pooling type (matters in embedding mode)
+    n_embd_out: int = 0  # length of an embedding vector
 
 
 class Model:
@@ -114,28 +154,53 @@ class Model:
 
         n_slots = config.slots
         n_ctx = config.n_ctx or self.n_ctx_train
+        n_batch, n_ubatch = config.n_batch, config.n_ubatch
+        pooling = POOLING_IDS[config.pooling_type]
+        # Embedding mode always unifies the KV cache: with one stream per sequence libllama splits a
+        # batch into equal-length slices of every sequence, so a pooled sequence would span ubatches
+        # (its mean or CLS vector then covers only the last slice). Embedding inputs are stateless and
+        # a step holds at most n_ubatch tokens, so one shared cache costs nothing.
+        unified = config.unified_kv or config.embedding_mode
+        if config.embedding_mode:
+            model_pooling = pooling if pooling >= 0 else self._meta_int(f"{self._meta('general.architecture')}.pooling_type")
+            try:
+                n_batch = n_ubatch = embedding_batch_size(
+                    config.n_batch, config.n_ubatch, n_ctx, n_slots, unified, model_pooling == POOLING_IDS["mean"])
+            except ModelLoadError:
+                ll.llama_model_free(self.model)
+                raise
+            if n_batch != config.n_batch or n_ubatch != config.n_ubatch:
+                log.info("embedding mode: n_batch = n_ubatch = %d (from -b %d, -ub %d, %d slots)", n_batch, config.n_batch, config.n_ubatch, n_slots)
         cparams = ll.llama_context_default_params()
         cparams.n_ctx = n_ctx
-        cparams.n_batch = config.n_batch
-        cparams.n_ubatch = config.n_ubatch
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_ubatch
         cparams.n_seq_max = n_slots
+        cparams.embeddings = config.embedding_mode
+        cparams.pooling_type = pooling
         threads = config.n_threads if config.n_threads > 0 else (os.cpu_count() or 1)
         cparams.n_threads = threads
         cparams.n_threads_batch = config.n_threads_batch if config.n_threads_batch > 0 else threads
         cparams.type_k = _GGML_TYPES[config.cache_type_k]
         cparams.type_v = _GGML_TYPES[config.cache_type_v]
         cparams.flash_attn_type = _FLASH_ATTN[config.flash_attn]
-        cparams.kv_unified = config.unified_kv
+        cparams.kv_unified = unified
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             ll.llama_model_free(self.model)
             raise ModelLoadError(f"failed to create a context for {path} (n_ctx={n_ctx}, n_seq_max={n_slots})")
         self.memory = ll.llama_get_memory(self.ctx)
+        # Encoder-only models (BERT and kin) have no KV cache: they embed, they cannot generate.
+        self.has_memory = bool(self.memory)
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         # Each slot gets n_ctx / n_parallel unless the KV cache is unified (then each may use all of it).
         self.n_ctx_slot = min(ll.llama_n_ctx_seq(self.ctx), self.n_ctx_train)
         self.n_batch = ll.llama_n_batch(self.ctx)
+        self.n_ubatch = ll.llama_n_ubatch(self.ctx)
+        self.pooling = ll.llama_pooling_type(self.ctx)
+        self.n_embd_out = ll.llama_model_n_embd_out(self.model)
+        self.n_cls_out = ll.llama_model_n_cls_out(self.model)
         self.threads = threads
 
         self.info = ModelInfo(
@@ -151,14 +216,22 @@ class Model:
             add_bos=bool(ll.llama_vocab_get_add_bos(self.vocab)),
             bos=ll.llama_vocab_bos(self.vocab),
             eos=ll.llama_vocab_eos(self.vocab),
+            sep=ll.llama_vocab_sep(self.vocab),
+            add_eos=bool(ll.llama_vocab_get_add_eos(self.vocab)),
+            add_sep=bool(ll.llama_vocab_get_add_sep(self.vocab)),
+            rerank_template=(ll.llama_model_chat_template(self.model, b"rerank") or b"").decode("utf-8", "replace"),
+            fim={name: getattr(ll, f"llama_vocab_fim_{name}")(self.vocab) for name in ("pre", "suf", "mid", "pad", "rep", "sep")},
+            pooling=POOLING_NAMES.get(self.pooling, "none"),
+            n_embd_out=self.n_embd_out,
         )
         self.eog_tokens = [t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t)]
         self.eog_set = frozenset(self.eog_tokens)
         # Every token's text, once: detokenizing a generated token is then a list lookup.
         self.pieces = [self._piece(t, special=False) for t in range(self.n_vocab)]
         log.info(
-            "model loaded in %.2f s: %s, n_ctx = %d, %d slots of %d tokens, kv_unified = %s",
-            time.perf_counter() - t0, self.info.desc, self.n_ctx, n_slots, self.n_ctx_slot, config.unified_kv,
+            "model loaded in %.2f s: %s, n_ctx = %d, %d slots of %d tokens, kv_unified = %s%s",
+            time.perf_counter() - t0, self.info.desc, self.n_ctx, n_slots, self.n_ctx_slot, unified,
+            f", embeddings with {self.info.pooling} pooling, n_ubatch = {self.n_ubatch}" if config.embedding_mode else "",
         )
 
     # --- metadata ---
@@ -172,6 +245,12 @@ class Model:
             buf = ctypes.create_string_buffer(n + 1)
             ll.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
         return buf.value.decode("utf-8", "replace")
+
+    def _meta_int(self, key: str, default: int = -1) -> int:
+        try:
+            return int(self._meta(key))
+        except ValueError:
+            return default
 
     def _desc(self) -> str:
         buf = ctypes.create_string_buffer(256)

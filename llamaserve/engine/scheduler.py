@@ -4,6 +4,10 @@ Each step: admit waiting tasks to free slots (longest cached prefix first),
 build one batch (one token per generating slot, then prompt chunks), one
 llama_decode, sample per slot, and hand all of the step's Results to the
 `deliver` hook in one call.
+
+In embedding mode (--embedding / --reranking) the same loop batches EMBEDDING
+and RERANK tasks instead: each step packs whole inputs of several slots into
+one ubatch, decodes once and reads one pooled vector (or score) per sequence.
 """
 
 from __future__ import annotations
@@ -18,16 +22,22 @@ import llama_cpp.llama_cpp as ll
 import numpy as np
 
 from llamaserve.config import Config
+from llamaserve.engine import embeddings
 from llamaserve.engine.batch import Batch
-from llamaserve.engine.model import Model
+from llamaserve.engine.model import POOLING_IDS, Model
 from llamaserve.engine.sampler import SamplerChain
 from llamaserve.engine.text_stream import TextStream
-from llamaserve.engine.types import Result, Task, Timings
-from llamaserve.errors import ExceedContextSize, InvalidRequest, ServerError
+from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Result, Task, Timings
+from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, ServerError, Unavailable
 
 log = logging.getLogger("llamaserve.engine")
 
 Deliver = Callable[[list[Result]], None]
+
+EMBEDDING_MODE_MESSAGE = (
+    "This server runs in embedding mode (--embedding): it serves /embedding, /v1/embeddings and /rerank, "
+    "not text generation"
+)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -125,6 +135,18 @@ class Scheduler:
     def queued(self) -> int:
         return len(self._waiting) + len(self._incoming)
 
+    def validate(self, task: Task) -> None:
+        """Raise the error the engine would answer this task with, before it is submitted.
+
+        Lets HTTP handlers refuse a request (e.g. generation on an embedding-only server)
+        before they start a response. Reads only what is fixed once the model is loaded.
+        """
+        if self.model is None:
+            raise Unavailable("Loading model")
+        err = self._refusal(task)
+        if err is not None:
+            raise err
+
     # --- the scheduler thread ---
 
     def _run(self) -> None:
@@ -163,7 +185,10 @@ class Scheduler:
         self._drop_cancelled()
         self._admit(out)
         if any(s.busy for s in self.slots):
-            self._decode_and_sample(out)
+            if self.config.embedding_mode:
+                self._decode_embeddings(out)
+            else:
+                self._decode_and_sample(out)
         if out:
             self.deliver(out)
 
@@ -183,6 +208,10 @@ class Scheduler:
         still: collections.deque[Task] = collections.deque()
         while self._waiting:
             task = self._waiting.popleft()
+            refusal = self._refusal(task)
+            if refusal is not None:
+                out.append(self._error(task, refusal))
+                continue
             slot = self._pick_slot(task, out)
             if slot is None:
                 if not task.cancelled and task.id_slot < len(self.slots):
@@ -212,7 +241,41 @@ class Scheduler:
                 return best
         return min(free, key=lambda s: s.t_last_used)
 
+    def _refusal(self, task: Task) -> ServerError | None:
+        model = self.model
+        if task.kind not in TASK_KINDS:
+            return InvalidRequest(f"unknown task kind {task.kind!r}")
+        if task.kind == COMPLETION:
+            if self.config.embedding_mode:
+                return NotSupported(EMBEDDING_MODE_MESSAGE)
+            if not model.has_memory:
+                return NotSupported("This model cannot generate text: it is an encoder-only (embedding) model. "
+                                    "Start the server with `--embedding`")
+            return None
+        rank = model.pooling == POOLING_IDS["rank"]
+        if task.kind == RERANK and not (self.config.embedding_mode and rank):
+            return NotSupported("This server does not support reranking. Start it with `--reranking`")
+        if task.kind == EMBEDDING:
+            if not self.config.embedding_mode:
+                return NotSupported("This server does not support embeddings. Start it with `--embeddings`")
+            if rank:
+                return NotSupported("This server runs a reranker (pooling 'rank'): use /rerank for scores; "
+                                    "embeddings need another pooling type (--pooling)")
+        n = len(task.prompt)
+        if n == 0:
+            return InvalidRequest("Input content cannot be empty")
+        # A whole input is decoded in one ubatch (see model.embedding_batch_size).
+        if n > model.n_ubatch:
+            return InvalidRequest(f"input ({n} tokens) is too large to process. increase the physical batch size "
+                                  f"(current batch size: {model.n_ubatch})")
+        if n > model.n_ctx_slot:
+            return ExceedContextSize(n, model.n_ctx_slot)
+        return None
+
     def _start(self, slot: Slot, task: Task, out: list[Result]) -> None:
+        if task.kind != COMPLETION:
+            self._start_embedding(slot, task)
+            return
         prompt = task.prompt
         if len(prompt) >= slot.n_ctx:
             out.append(self._error(task, ExceedContextSize(len(prompt), slot.n_ctx)))
@@ -243,6 +306,15 @@ class Scheduler:
         slot.n_cached = keep
         slot.t_start = time.perf_counter()
         log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+
+    def _start_embedding(self, slot: Slot, task: Task) -> None:
+        # Stateless: the slot's sequence is emptied after every decode, nothing is cached.
+        slot._reset_task_state()
+        slot.task = task
+        slot.state = Slot.PROMPT
+        slot.prompt_np = np.asarray(task.prompt, dtype=np.int32)
+        slot.n_prompt = len(task.prompt)
+        slot.t_start = time.perf_counter()
 
     def _reuse_chunks(self, slot: Slot, prompt: list[int], keep: int, min_chunk: int) -> int:
         """--cache-reuse: move cached runs of >= min_chunk tokens that reappear later in the
@@ -309,6 +381,57 @@ class Scheduler:
                 generating.append(slot)
         for slot in generating:
             self._sample(slot, out)
+
+    # --- one batch of embedding / rerank inputs ---
+
+    def _decode_embeddings(self, out: list[Result]) -> None:
+        """Whole inputs of several slots in one decode, oldest first so that none starves;
+        every input fits alone (checked on admission), so the oldest always goes."""
+        batch = self.batch
+        batch.clear()
+        limit = min(self.model.n_ubatch, batch.capacity)
+        spans: list[tuple[Slot, int]] = []
+        for slot in sorted((s for s in self.slots if s.state == Slot.PROMPT), key=lambda s: s.t_start):
+            if batch.n + slot.n_prompt > limit:
+                continue
+            first = batch.n
+            batch.add_span(slot.prompt_np, 0, slot.id, True, logits_all=True)
+            spans.append((slot, first))
+        if not spans:
+            return
+        t0 = time.perf_counter()
+        ret = batch.decode(self.model.ctx)
+        self.n_steps += 1
+        now = time.perf_counter()
+        if ret != 0:
+            log.error("llama_decode failed (%d) on %d embedding inputs (%d tokens)", ret, len(spans), batch.n)
+        for slot, first in spans:
+            task = slot.task
+            if ret != 0:
+                result = self._error(task, ServerError(f"llama_decode failed with status {ret}"), slot)
+            else:
+                try:
+                    result = self._embedding_result(slot, first)
+                except ServerError as exc:
+                    result = self._error(task, exc, slot)
+                result.timings = Timings(prompt_n=slot.n_prompt, prompt_ms=(now - t0) * 1e3)
+            out.append(result)
+            if self.model.has_memory:
+                ll.llama_memory_seq_rm(self.model.memory, slot.id, -1, -1)
+            self._release(slot)
+
+    def _embedding_result(self, slot: Slot, first: int) -> Result:
+        model, task = self.model, slot.task
+        result = Result(task, done=True, n_prompt=slot.n_prompt, id_slot=slot.id)
+        if task.kind == RERANK:
+            result.score = float(embeddings.pooled(model.ctx, slot.id, max(1, model.n_cls_out))[0])
+        elif model.pooling == POOLING_IDS["none"]:
+            # one unnormalised vector per token, as llama-server returns them
+            result.embedding = embeddings.per_token(model.ctx, first, slot.n_prompt, model.n_embd_out).tolist()
+        else:
+            vec = embeddings.pooled(model.ctx, slot.id, model.n_embd_out)
+            result.embedding = [embeddings.normalize(vec, task.embd_normalize).tolist()]
+        return result
 
     def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result]) -> None:
         n = self.batch.n

@@ -12,6 +12,12 @@ RANDOM_SEED = 0xFFFFFFFF
 
 _task_ids = itertools.count()
 
+# What a Task asks the engine for.
+COMPLETION = "completion"  # generate text from the prompt
+EMBEDDING = "embedding"  # the prompt's pooled embedding (one vector per token with pooling "none")
+RERANK = "rerank"  # the relevance score of a reranker's (query, document) prompt
+TASK_KINDS = (COMPLETION, EMBEDDING, RERANK)
+
 
 @dataclass
 class SamplingParams:
@@ -113,11 +119,13 @@ class Result:
     timings: Timings | None = None
     id_slot: int = -1
     error: Exception | None = None
+    embedding: list[list[float]] | None = None  # EMBEDDING: one pooled vector, or one per prompt token
+    score: float | None = None  # RERANK: the classifier head's first output
 
 
 @dataclass(eq=False)
 class Task:
-    """What to run: prompt tokens plus generation limits and sampling."""
+    """What to run: prompt tokens plus generation limits and sampling (or, by kind, an embedding or a score)."""
 
     prompt: list[int]
     params: SamplingParams = field(default_factory=SamplingParams)
@@ -133,6 +141,8 @@ class Task:
     special_pieces: dict[int, bytes] | None = None  # special tokens shown as their text (tool-call markers)
     sink: Callable[[Result], None] | None = None  # set by the caller; called via the scheduler's deliver hook
     index: int = 0  # position in a multi-prompt request
+    kind: str = COMPLETION  # one of TASK_KINDS
+    embd_normalize: int = 2  # EMBEDDING: -1 none, 0 max-abs int16, 1 taxicab, 2 euclidean, >2 p-norm
     id: int = field(default_factory=lambda: next(_task_ids))
     cancelled: bool = False
 

@@ -42,13 +42,27 @@ def test_environment_variables_and_precedence():
 
 @pytest.mark.parametrize("argv", [
     ["--bogus"], ["-np", "0"], ["-c", "abc"], ["-fa", "maybe"], ["-ctk", "q3_weird"], ["--port", "70000"],
-    ["--top-p", "1.5"], ["-b", "0"],
+    ["--top-p", "1.5"], ["-b", "0"], ["--pooling", "max"], ["--embd-normalize", "-2"],
 ])
 def test_bad_flags_exit_non_zero(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         parse(*argv)
     assert exc.value.code != 0
     assert capsys.readouterr().err
+
+
+def test_embedding_flags():
+    c = parse()
+    assert (c.embedding_mode, c.pooling_type, c.embd_normalize, c.spm_infill) == (False, "", 2, False)
+    c = parse("--embeddings", "--pooling", "CLS", "--embd-normalize", "-1", "--spm-infill")
+    assert (c.embedding, c.embedding_mode, c.pooling_type, c.embd_normalize, c.spm_infill) == (True, True, "cls", -1, True)
+    assert parse("--embedding").embedding_mode
+    c = parse("--rerank", "--pooling", "mean")  # reranking means rank pooling
+    assert (c.reranking, c.embedding_mode, c.pooling_type) == (True, True, "rank")
+    assert parse("--reranking").embedding_mode
+    c = parse(env={"LLAMA_ARG_EMBEDDINGS": "1", "LLAMA_ARG_POOLING": "last"})
+    assert (c.embedding_mode, c.pooling_type) == (True, "last")
+    assert parse(env={"LLAMA_ARG_RERANKING": "true"}).pooling_type == "rank"
 
 
 def test_bad_env_value_exits(capsys):

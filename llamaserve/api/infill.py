@@ -1,0 +1,34 @@
+"""/infill: fill-in-the-middle for code models, a native completion whose prompt is built from FIM tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from llamaserve.api.native import complete, read_json_object
+from llamaserve.errors import NotSupported
+from llamaserve.protocol import infill, native
+
+router = APIRouter()
+
+
+@router.post("/infill")
+async def infill_route(request: Request) -> Response:
+    bridge, config = request.app.state.bridge, request.app.state.config
+    model = bridge.model
+    fim = infill.FimTokens.from_ids(model.info.fim or {})
+    missing = fim.missing()
+    if missing:
+        raise NotSupported(f"Infill is not supported by this model: {missing}")
+    body = await read_json_object(request)
+    req = infill.parse_infill(body)
+
+    def tokenize(text: str, add_special: bool, parse_special: bool) -> list[int]:
+        return model.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    tokens = infill.build_infill_prompt(
+        req, tokenize, fim, bos=model.info.bos, add_bos=model.info.add_bos, n_batch=config.n_batch,
+        n_predict=config.sampling.n_predict, n_ctx=model.n_ctx_slot, spm=config.spm_infill,
+    )
+    # every other field is a /completion field; the prompt is now the FIM token sequence
+    return await complete(request, native.parse_request({**body, "prompt": tokens}))
