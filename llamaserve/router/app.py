@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -56,6 +58,8 @@ def _json_body(request: Request, body: bytes) -> Any:
 def requested_model(request: Request, body: Any) -> str:
     """The model a request is for: body "model", else ?model=, else the default model."""
     name = body.get("model") if isinstance(body, dict) else None
+    if name is None and isinstance(body, dict) and request.url.path.startswith("/api/"):
+        name = body.get("name")  # Ollama's older spelling (/api/show, ...)
     if name is None or name == "":
         name = request.query_params.get("model") or ""
     if not isinstance(name, str):
@@ -73,6 +77,17 @@ async def _model_name_from_body(request: Request) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidRequest("'model' (a model name) is required")
     return name
+
+
+def _ollama_entry(name: str, path: str) -> dict[str, Any]:
+    """A model as Ollama's /api/tags lists it (the details a child knows come with /api/show)."""
+    try:
+        stat = os.stat(path)
+        size, modified = stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+    except OSError:
+        size, modified = 0, datetime.now(timezone.utc)
+    return {"name": name, "model": name, "modified_at": modified.isoformat().replace("+00:00", "Z"),
+            "size": size, "digest": "", "details": {"format": "gguf"}}
 
 
 def create_router_app(config: Config) -> FastAPI:
@@ -118,6 +133,21 @@ def create_router_app(config: Config) -> FastAPI:
         pool = _pool(request)
         now = int(time.time())
         return json_response({"object": "list", "data": [pool.describe(s, now) for s in pool.states.values()]})
+
+    @app.get("/api/tags")
+    async def ollama_tags(request: Request) -> Response:
+        pool = _pool(request)
+        return json_response({"models": [_ollama_entry(s.name, s.entry.path) for s in pool.states.values()]})
+
+    @app.get("/api/ps")
+    async def ollama_ps(request: Request) -> Response:
+        pool = _pool(request)
+        running = [s for s in pool.states.values() if s.serving]
+        return json_response({"models": [
+            {**_ollama_entry(s.name, s.entry.path), "expires_at": "2262-04-11T23:47:16Z", "size_vram": 0,
+             "context_length": (s.info.get("meta") or {}).get("n_ctx", 0)}
+            for s in running
+        ]})
 
     @app.post("/models/load")
     async def load(request: Request) -> Response:

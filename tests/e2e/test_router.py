@@ -184,6 +184,29 @@ def test_openai_sdk_chat_and_stream_through_router(router):
     assert "".join(c.choices[0].text for c in stream)
 
 
+def test_anthropic_and_ollama_sdks_through_router(router):
+    import anthropic
+    import ollama
+
+    claude = anthropic.Anthropic(base_url=router.url, api_key="unused", max_retries=0)
+    with claude.messages.stream(model=SMOL, max_tokens=8, messages=[{"role": "user", "content": "Hi"}]) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.model == SMOL and final.usage.output_tokens <= 8
+    with pytest.raises(anthropic.BadRequestError):  # a router error, in Anthropic's envelope
+        claude.messages.create(model="nope", max_tokens=8, messages=[{"role": "user", "content": "Hi"}])
+
+    client = ollama.Client(host=router.url)
+    assert {m.model for m in client.list().models} == {SMOL, MINILM, "broken"}
+    parts = list(client.chat(model=SMOL, messages=[{"role": "user", "content": "Hi"}], stream=True,
+                             options={"num_predict": 6}))
+    assert len(parts) > 2 and parts[-1].done and "".join(p.message.content for p in parts)
+    assert SMOL in {m.model for m in client.ps().models}
+    with pytest.raises(ollama.ResponseError) as exc:  # a router error, in Ollama's envelope
+        client.chat(model="nope", messages=[{"role": "user", "content": "Hi"}])
+    assert "nope" in str(exc.value)
+
+
 def test_native_stream_without_model_goes_to_default(router):
     events = []
     with httpx.stream("POST", router.url + "/completion", timeout=120,
@@ -323,6 +346,8 @@ def test_no_models_autoload(tmp_path):
         assert r.status_code == 400 and "not loaded" in r.json()["error"]["message"]
         props = httpx.get(srv.url + "/props").json()  # the router's own: nothing is loaded
         assert (props["role"], props["models_autoload"], props["model_path"]) == ("router", False, "none")
+        page = httpx.get(srv.url + "/")  # the chat page is the router's own
+        assert page.status_code == 200 and "<html" in page.text.lower()
         assert status(srv, SMOL)["value"] == "unloaded"
         assert tokenize(srv, SMOL, autoload="true").status_code == 200
         assert tokenize(srv, SMOL).status_code == 200
