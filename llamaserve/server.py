@@ -1,10 +1,11 @@
-"""Start the HTTP server (uvicorn) and the engine; exit non-zero if the model cannot load."""
+"""Start the HTTP server (uvicorn) and the engine, or the router without -m; exit non-zero if the model cannot load."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import threading
+import time
 
 import uvicorn
 
@@ -28,6 +29,8 @@ def setup_logging(config: Config) -> None:
 
 def run(config: Config) -> int:
     setup_logging(config)
+    if config.router_mode:
+        return run_router(config)
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(
         app,
@@ -56,6 +59,34 @@ def run(config: Config) -> int:
     log.info("llamaserve starting: model %s, %d slots", config.model, config.slots)
     server.run()
     return exit_code[0] or (0 if server.started else 1)
+
+
+def run_router(config: Config) -> int:
+    """No model of its own: child processes serve the models, this one routes (see router/)."""
+    from llamaserve.router import create_router_app
+
+    server = uvicorn.Server(uvicorn.Config(
+        create_router_app(config),
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=max(5, min(config.timeout, 3600)),
+        lifespan="on",
+    ))
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            log.info("router is listening on http://%s:%d", config.host, _bound_port(server, config))
+
+    threading.Thread(target=announce, name="llamaserve-announce", daemon=True).start()
+    log.info("llamaserve starting in router mode")
+    server.run()
+    return 0 if server.started else 1
 
 
 def _bound_port(server: uvicorn.Server, config: Config) -> int:

@@ -66,10 +66,13 @@ class LiveServer:
             self.proc.kill()
 
 
-def start_server(tmp_dir, *args: str, wait: bool = True) -> LiveServer:
+def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False) -> LiveServer:
+    """A llamaserve subprocess on the bundled model (`-m` may name another), or with router=True
+    a router (no -m: it serves the bundled model and any --models-dir / --models-preset models)."""
     port = free_port()
     log_path = os.path.join(str(tmp_dir), f"server-{port}.log")
-    cmd = [sys.executable, "-m", "llamaserve", "--port", str(port), "-t", "2", *args]
+    model = [] if router or "-m" in args or "--model" in args else ["-m", MODEL]
+    cmd = [sys.executable, "-m", "llamaserve", "--port", str(port), "-t", "2", *model, *args]
     proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
     if wait:

@@ -82,8 +82,14 @@ def test_missing_and_invalid_model_files(tmp_path, capsys):
     assert "junk.gguf" in capsys.readouterr().err
 
 
-def test_bundled_model_is_the_default():
-    assert parse_args([], environ={}).model == MODEL
+def test_without_a_model_it_is_a_router_over_the_bundled_model():
+    from llamaserve.router.catalog import Catalog
+
+    config = parse_args([], environ={})
+    assert config.router_mode and config.model == ""
+    catalog = Catalog.build(config)
+    assert catalog.resolve(catalog.default).path == MODEL
+    assert not parse_args([], environ={"LLAMA_ARG_MODEL": MODEL}).router_mode
 
 
 def test_webui_switch():

@@ -1,0 +1,220 @@
+"""The router's HTTP app: model listing and load/unload, router /props, and every other path proxied to
+the child serving the request's model (the body's "model", or ?model= for requests without a JSON body)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from llamaserve.api import errors, webui
+from llamaserve.api.sse import json_response
+from llamaserve.config import Config
+from llamaserve.errors import InvalidRequest, NotFound
+from llamaserve.router.catalog import Catalog
+from llamaserve.router.pool import ModelPool, child_url
+from llamaserve.router.proxy import (
+    ProxyResponse,
+    open_upstream,
+    unreachable,
+    upstream_headers,
+)
+
+log = logging.getLogger("llamaserve.router")
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _pool(request: Request) -> ModelPool:
+    return request.app.state.pool
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "on", "yes")
+
+
+def _json_body(request: Request, body: bytes) -> Any:
+    """The JSON body, or None when there is none (or it is not JSON and does not claim to be)."""
+    if not body.strip():
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "json" in request.headers.get("content-type", ""):
+            raise InvalidRequest(f"invalid JSON in request body: {exc}") from None
+        return None
+
+
+def requested_model(request: Request, body: Any) -> str:
+    """The model a request is for: body "model", else ?model=, else the default model."""
+    name = body.get("model") if isinstance(body, dict) else None
+    if name is None and isinstance(body, dict) and request.url.path.startswith("/api/"):
+        name = body.get("name")  # Ollama's older spelling (/api/show, ...)
+    if name is None or name == "":
+        name = request.query_params.get("model") or ""
+    if not isinstance(name, str):
+        raise InvalidRequest("'model' must be a string")
+    if not name:
+        name = _pool(request).catalog.default
+        if not name:
+            raise InvalidRequest("model name is missing from the request")
+    return name
+
+
+async def _model_name_from_body(request: Request) -> str:
+    body = _json_body(request, await request.body())
+    name = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("'model' (a model name) is required")
+    return name
+
+
+def _ollama_entry(name: str, path: str) -> dict[str, Any]:
+    """A model as Ollama's /api/tags lists it (the details a child knows come with /api/show)."""
+    try:
+        stat = os.stat(path)
+        size, modified = stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+    except OSError:
+        size, modified = 0, datetime.now(timezone.utc)
+    return {"name": name, "model": name, "modified_at": modified.isoformat().replace("+00:00", "Z"),
+            "size": size, "digest": "", "details": {"format": "gguf"}}
+
+
+def create_router_app(config: Config) -> FastAPI:
+    catalog = Catalog.build(config)
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per proxied request and health poll
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Children are on loopback: no proxies from the environment, no pool limit (streams are long).
+        timeout = httpx.Timeout(connect=10.0, read=float(config.timeout), write=float(config.timeout), pool=None)
+        client = httpx.AsyncClient(timeout=timeout, trust_env=False,
+                                   limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
+        pool = ModelPool(config, catalog, client)
+        app.state.pool = pool
+        pool.start()
+        log.info("models: %s; default: %s", ", ".join(catalog.entries), catalog.default or "none")
+        try:
+            yield
+        finally:
+            await pool.close()
+            await client.aclose()
+
+    app = FastAPI(title="llamaserve router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.config = config
+    errors.install(app)
+    # HOOK(access): API keys and CORS are checked here, at the router, by the same ASGI middleware that
+    # api/app.py installs (add it here once it exists). Children get the same keys on their command line
+    # (config.child_flags) and proxied requests carry the client's own Authorization / x-api-key headers.
+
+    # The chat page is the router's own (its model picker lists /v1/models and loads with /models/load):
+    # opening it must not load a model.
+    app.include_router(webui.router)
+
+    @app.get("/health")
+    @app.get("/v1/health")
+    async def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/models")
+    @app.get("/v1/models")
+    async def models(request: Request) -> Response:
+        pool = _pool(request)
+        now = int(time.time())
+        return json_response({"object": "list", "data": [pool.describe(s, now) for s in pool.states.values()]})
+
+    @app.get("/api/tags")
+    async def ollama_tags(request: Request) -> Response:
+        pool = _pool(request)
+        return json_response({"models": [_ollama_entry(s.name, s.entry.path) for s in pool.states.values()]})
+
+    @app.get("/api/ps")
+    async def ollama_ps(request: Request) -> Response:
+        pool = _pool(request)
+        running = [s for s in pool.states.values() if s.serving]
+        return json_response({"models": [
+            {**_ollama_entry(s.name, s.entry.path), "expires_at": "2262-04-11T23:47:16Z", "size_vram": 0,
+             "context_length": (s.info.get("meta") or {}).get("n_ctx", 0)}
+            for s in running
+        ]})
+
+    @app.post("/models/load")
+    async def load(request: Request) -> Response:
+        pool = _pool(request)
+        name = await _model_name_from_body(request)
+        if pool.catalog.resolve(name) is None:
+            raise NotFound(f"model '{name}' not found")
+        state = pool.state(name)
+        error = pool.load_error(state)
+        if error is not None:
+            raise error
+        pool.load(state)  # as llama-server: answered at once; GET /models shows loading, loaded or failed
+        return json_response({"success": True})
+
+    @app.post("/models/unload")
+    async def unload(request: Request) -> Response:
+        pool = _pool(request)
+        state = pool.state(await _model_name_from_body(request))
+        error = pool.unload_error(state)
+        if error is not None:
+            raise error
+        await pool.unload(state)
+        return json_response({"success": True})
+
+    @app.get("/props")
+    async def props(request: Request) -> Response:
+        if request.query_params.get("model"):
+            return await proxy(request)
+        router_props = {
+            "role": "router",
+            "max_instances": config.models_max,
+            "models_autoload": config.models_autoload,
+            "default_model": catalog.default,
+        }
+        pool = _pool(request)
+        default = pool.states.get(catalog.default)
+        autoload = _flag(request.query_params.get("autoload"), config.models_autoload)
+        if default is None or not (default.serving or autoload):
+            # llama-server's answer, with the fields single-model clients read first
+            return json_response({**router_props, "model_alias": "llamaserve", "model_path": "none",
+                                  "default_generation_settings": {"params": {}, "n_ctx": 0},
+                                  "build_info": "llamaserve"})
+        # A request without a model is for the default model: its props, plus what says "router".
+        state = await pool.acquire(default.name, autoload)
+        try:
+            r = await pool.client.get(child_url(state) + "/props", headers=upstream_headers(request.scope))
+        except httpx.HTTPError as exc:
+            raise unreachable(state.name, exc) from None
+        finally:
+            pool.release(state)
+        if r.status_code != 200:
+            return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
+        return json_response({**r.json(), **router_props})
+
+    @app.api_route("/{path:path}", methods=_METHODS)
+    async def proxy(request: Request) -> Any:
+        pool = _pool(request)
+        body = await request.body()
+        name = requested_model(request, _json_body(request, body))
+        autoload = _flag(request.query_params.get("autoload"), config.models_autoload)
+        state = await pool.acquire(name, autoload)
+        try:
+            upstream = await open_upstream(pool.client, child_url(state), request.scope, body)
+        except httpx.HTTPError as exc:
+            pool.release(state)
+            raise unreachable(state.name, exc) from None
+        log.info("%s %s -> %s %d", request.method, request.url.path, state.name, upstream.status_code)
+        return ProxyResponse(upstream, state.name, lambda: pool.release(state))
+
+    return app
