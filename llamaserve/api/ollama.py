@@ -17,8 +17,8 @@ from llamaserve.api.openai import collect, formatter, prepare_chat
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
-from llamaserve.errors import InvalidRequest
-from llamaserve.protocol import native, ollama, openai
+from llamaserve.errors import InvalidRequest, NotSupported
+from llamaserve.protocol import embeddings, native, ollama, openai
 
 router = APIRouter()
 log = logging.getLogger("llamaserve.ollama")
@@ -233,3 +233,34 @@ def _log_notes(request: Request, notes: list[str]) -> None:
 
 def _ndjson(lines: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(lines, media_type=NDJSON)
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> Response:
+    t0 = time.perf_counter()
+    body = await read_json_object(request)
+    bridge: EngineBridge = request.app.state.bridge
+    config = _config(request)
+    model = bridge.model
+    if not config.embedding_mode:
+        raise NotSupported("This server does not support embeddings. Start it with `--embeddings`")
+    if "input" not in body:
+        raise InvalidRequest('"input" is required')
+    _, notes = ollama.options_fields(body.get("options"), model.n_ctx_slot)
+    _log_notes(request, notes)
+
+    def tokenize(text: str, add_special: bool) -> list[int]:
+        return model.tokenize(text, add_special=add_special, parse_special=True)
+
+    fields = {"input": body["input"], **({"dimensions": body["dimensions"]} if "dimensions" in body else {})}
+    req = embeddings.parse_embedding_request(fields, tokenize, model.n_vocab, model.info.n_embd_out, 2, True)
+    results = await collect(request, bridge, embeddings.build_embedding_tasks(req))
+    if results is None:
+        return Response(status_code=499)
+    return json_response({
+        "model": body.get("model") or config.model_alias,
+        "embeddings": [r.embedding[0] for r in results],
+        "total_duration": int((time.perf_counter() - t0) * 1e9),
+        "load_duration": 0,
+        "prompt_eval_count": sum(r.n_prompt for r in results),
+    })

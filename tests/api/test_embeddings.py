@@ -179,3 +179,12 @@ def test_too_many_slots_for_mean_pooling_is_refused_at_start(tmp_path):
         capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "mean pooling" in proc.stderr and "-np" in proc.stderr
+
+
+def test_ollama_embed(embed_server, reference):
+    import ollama
+
+    r = ollama.Client(host=embed_server.url).embed(model="minilm", input=reference["sentences"])
+    assert len(r.embeddings) == 3 and r.prompt_eval_count == sum(len(t) for t in reference["token_ids"])
+    for vec, ref in zip(r.embeddings, reference["vectors"]):
+        assert cosine(vec, ref) > 0.999 and abs(np.linalg.norm(vec) - 1.0) < 1e-3  # L2-normalised, as Ollama's
