@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge, raise_if_error
 from llamaserve.api.errors import as_server_error, error_body
+from llamaserve.api.openapi import json_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
-from llamaserve.engine import Result, Task
+from llamaserve.engine import Result
 from llamaserve.errors import InvalidRequest, NotSupported, Unavailable
 from llamaserve.protocol import native
 
@@ -55,8 +56,8 @@ async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
-@router.post("/completion")
-@router.post("/completions")
+@router.post("/completion", openapi_extra=json_body(native.CompletionRequest))
+@router.post("/completions", openapi_extra=json_body(native.CompletionRequest))
 async def completion(request: Request) -> Response:
     bridge = _bridge(request)
     config = _config(request)
@@ -69,12 +70,13 @@ async def completion(request: Request) -> Response:
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     alias = config.model_alias
+    results = bridge.run(request, tasks)  # limits are checked here, before any response starts
     if req.stream:
-        return sse_response(_stream(request, bridge, tasks, req, alias))
+        return sse_response(_stream(request, bridge, results, req, alias))
 
     finals: dict[int, Result] = {}
     try:
-        async for r in bridge.run(request, tasks):
+        async for r in results:
             if r.done:
                 raise_if_error(r)
                 finals[r.task.index] = r
@@ -88,11 +90,11 @@ async def completion(request: Request) -> Response:
     return json_response(out[0] if len(out) == 1 else out)
 
 
-async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
+async def _stream(request: Request, bridge: EngineBridge, results: AsyncIterator[Result], req, alias: str) -> AsyncIterator[bytes]:
     model = bridge.model
     finals = []
     try:
-        async for r in bridge.run(request, tasks):
+        async for r in results:
             if r.error is not None:
                 yield sse_data(error_body(as_server_error(r.error)))
                 continue
@@ -124,28 +126,17 @@ def _note_results(request: Request, results) -> None:
 
 # --- tokenizer ---
 
-@router.post("/tokenize")
+@router.post("/tokenize", openapi_extra=json_body(native.TokenizeRequest))
 async def tokenize(request: Request) -> Response:
     model = _bridge(request).model
-    body = await read_json_object(request)
-    content = body.get("content", "")
-    add_special = body.get("add_special", False)
-    parse_special = body.get("parse_special", True)
-    with_pieces = body.get("with_pieces", False)
-    for name, value in (("add_special", add_special), ("parse_special", parse_special), ("with_pieces", with_pieces)):
-        if not isinstance(value, bool):
-            raise InvalidRequest(f'"{name}" must be a boolean')
+    req = native.parse_model(native.TokenizeRequest, await read_json(request))
 
     def tok(text: str, first: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special and first, parse_special=parse_special)
+        return model.tokenize(text, add_special=req.add_special and first, parse_special=req.parse_special)
 
-    if isinstance(content, str):
-        tokens = tok(content, True)
-    elif isinstance(content, list):
-        tokens = native.tokenize_mixed(content, tok)
-    else:
-        raise InvalidRequest('"content" must be a string or an array of tokens and strings')
-    if not with_pieces:
+    content = req.content
+    tokens = tok(content, True) if isinstance(content, str) else native.tokenize_mixed(content, tok)
+    if not req.with_pieces:
         return json_response({"tokens": tokens})
     out = []
     for t in tokens:
@@ -157,13 +148,10 @@ async def tokenize(request: Request) -> Response:
     return json_response({"tokens": out})
 
 
-@router.post("/detokenize")
+@router.post("/detokenize", openapi_extra=json_body(native.DetokenizeRequest))
 async def detokenize(request: Request) -> Response:
     model = _bridge(request).model
-    body = await read_json_object(request)
-    tokens = body.get("tokens", [])
-    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
-        raise InvalidRequest('"tokens" must be an array of token ids')
+    tokens = native.parse_model(native.DetokenizeRequest, await read_json(request)).tokens
     bad = [t for t in tokens if not model.valid_token(t)]
     if bad:
         raise InvalidRequest(f"invalid token id {bad[0]} (vocabulary has {model.n_vocab} tokens)")
@@ -203,7 +191,7 @@ async def props(request: Request) -> Response:
     })
 
 
-@router.post("/props")
+@router.post("/props", openapi_extra=json_body(native.PropsRequest))
 async def set_props(request: Request) -> Response:
     raise NotSupported("This server does not support changing global properties. Start it with `--props`")
 
