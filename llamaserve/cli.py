@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import pathlib
 import ssl
@@ -121,6 +122,23 @@ def _key_list(text: str) -> list[str]:
     return [k.strip() for k in row if k.strip()]
 
 
+def _template_file(text: str) -> str:
+    try:
+        return pathlib.Path(text).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read chat template file '{text}': {exc}") from None
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
 def _env_bool(text: str) -> bool:
     low = text.lower()
     if low in TRUTHY:
@@ -160,6 +178,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--min-p",), "sampling.min_p", "default min-p sampling (default: 0.05, 0.0 = disabled)", _unit_float, "LLAMA_ARG_MIN_P"),
     Flag(("-s", "--seed"), "sampling.seed", "default RNG seed (default: -1 = random)", _int, "LLAMA_ARG_SEED", metavar="SEED"),
     Flag(("-cb", "--cont-batching"), "cont_batching", "continuous batching (default: enabled)", None, "LLAMA_ARG_CONT_BATCHING", ("-nocb", "--no-cont-batching")),
+    Flag(("--webui", "--ui"), "webui", "serve the web chat UI at / (default: enabled)", None, "LLAMA_ARG_UI", ("--no-webui", "--no-ui")),
     Flag(("--slots",), "endpoint_slots", "expose the /slots endpoint (default: enabled)", None, "LLAMA_ARG_ENDPOINT_SLOTS", ("--no-slots",)),
     Flag(("--context-shift",), "ctx_shift", "shift the context when a generation fills it (default: disabled)", None, "LLAMA_ARG_CONTEXT_SHIFT", ("--no-context-shift",)),
     Flag(("--keep",), "n_keep", "tokens of the prompt kept on context shift (default: 0, -1 = all)", _int, None),
@@ -173,6 +192,11 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--mmap",), "use_mmap", "memory-map the model (default: enabled)", None, "LLAMA_ARG_MMAP", ("--no-mmap",)),
     Flag(("--repack",), "repack", "weight repacking / extra CPU buffer types (default: enabled unless the CPU advertises AMX)", None, "LLAMA_ARG_REPACK", ("-nr", "--no-repack")),
     Flag(("--mlock",), "use_mlock", "keep the model in RAM (default: disabled)", None, "LLAMA_ARG_MLOCK"),
+    Flag(("--jinja",), "use_jinja", "render chat templates with jinja (default: enabled)", None, "LLAMA_ARG_JINJA", ("--no-jinja",)),
+    Flag(("--chat-template",), "chat_template", "chat template: a built-in name or jinja source (default: the model's)", str, "LLAMA_ARG_CHAT_TEMPLATE", metavar="JINJA_TEMPLATE"),
+    Flag(("--chat-template-file",), "chat_template", "read the chat template from a file", _template_file, "LLAMA_ARG_CHAT_TEMPLATE_FILE", metavar="JINJA_TEMPLATE_FILE"),
+    Flag(("--chat-template-kwargs",), "chat_template_kwargs", "JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'", _json_object, "LLAMA_CHAT_TEMPLATE_KWARGS", metavar="STRING"),
+    Flag(("--prefill-assistant",), "prefill_assistant", "continue a final assistant message instead of closing it (default: enabled)", None, "LLAMA_ARG_PREFILL_ASSISTANT", ("--no-prefill-assistant",)),
     Flag(("-to", "--timeout"), "timeout", "HTTP read/write timeout in seconds (default: 3600)", _positive_int, "LLAMA_ARG_TIMEOUT"),
     Flag(("--threads-http",), "threads_http", "threads for blocking HTTP work (default: -1 = auto)", _int, "LLAMA_ARG_THREADS_HTTP"),
     Flag(("--shutdown-grace",), "shutdown_grace", "seconds in-flight requests may run after SIGTERM/SIGINT before they are ended with an error (default: 30)", _nonneg_float, None, metavar="SECONDS"),

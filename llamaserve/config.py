@@ -67,6 +67,12 @@ class Config:
     use_mlock: bool = False
     repack: bool | None = None  # None = on unless the CPU advertises AMX (see engine/cpu_features.py)
 
+    # chat
+    use_jinja: bool = True
+    chat_template: str = ""  # a built-in name or template source; "" = the model's own
+    chat_template_kwargs: dict = field(default_factory=dict)  # extra template variables for every request
+    prefill_assistant: bool = True  # a final assistant message is continued, not closed
+
     # HTTP
     timeout: int = 3600
     threads_http: int = -1
@@ -89,6 +95,7 @@ class Config:
     max_prompts: int = 2048  # tasks one request may run (prompts x n); OpenAI's embeddings batch size
     max_n_probs: int = 100  # n_probs / top_logprobs: each costs a lookup per generated token
     max_n: int = 0  # choices per prompt (OpenAI `n`); 0 = the number of slots, as llama-server
+    webui: bool = True  # the browser chat UI at /
 
     # logging
     verbose: bool = False

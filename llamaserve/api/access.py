@@ -12,7 +12,7 @@ import hmac
 import logging
 from urllib.parse import urlsplit
 
-from llamaserve.api import errors
+from llamaserve.api import errors, webui
 from llamaserve.config import Config
 from llamaserve.errors import AuthenticationError
 
@@ -46,7 +46,8 @@ class AccessPolicy:
 
     @staticmethod
     def is_public(method: str, path: str) -> bool:
-        return method in _PUBLIC_METHODS and path in PUBLIC_ROUTES
+        # The web UI's own files too: a browser must load the page before it can ask for a key.
+        return method in _PUBLIC_METHODS and (path in PUBLIC_ROUTES or webui.is_public_path(path))
 
     def authorized(self, authorization: bytes | None, x_api_key: bytes | None) -> bool:
         """True if a presented credential is one of the keys. Every key is compared, in constant time."""
@@ -143,7 +144,7 @@ class AccessControl:
                 log.warning("unauthorized: %s %s without a valid API key", method, scope["path"])
                 if scope["type"] == "websocket":
                     return await send({"type": "websocket.close", "code": 1008})
-                response = errors.error_response(AuthenticationError("Invalid API Key"))
+                response = errors.error_response(AuthenticationError("Invalid API Key"), scope["path"])
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return await response(scope, receive, self._with_cors(send, origin))
 

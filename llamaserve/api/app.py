@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import errors, native
+from llamaserve.api import anthropic, errors, native, ollama, openai, responses, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.limits import BodyLimit
@@ -20,7 +20,7 @@ from llamaserve.errors import Unavailable
 log = logging.getLogger("llamaserve.http")
 
 # Answered even while the model loads (they say so themselves).
-_ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models"}
+_ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models", "/api/tags", "/api/version"}
 
 
 class LoadingGate:
@@ -31,8 +31,10 @@ class LoadingGate:
         self.bridge = bridge
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] not in _ALWAYS_OPEN and not self.bridge.scheduler.ready.is_set():
-            return await errors.error_response(Unavailable("Loading model"))(scope, receive, send)
+        if scope["type"] == "http" and not self.bridge.scheduler.ready.is_set():
+            path = scope["path"]
+            if path not in _ALWAYS_OPEN and not webui.is_public_path(path):
+                return await errors.error_response(Unavailable("Loading model"), path)(scope, receive, send)
         await self.app(scope, receive, send)
 
 
@@ -86,6 +88,11 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.state.bridge = bridge
     errors.install(app)
     app.include_router(native.router)
+    app.include_router(openai.router)
+    app.include_router(anthropic.router)
+    app.include_router(responses.router)
+    app.include_router(ollama.router)
+    app.include_router(webui.router)
     # Outermost last: every request is logged, then CORS/keys, then the body limit, then the loading gate.
     # Being middleware, they apply to every route, including routers added later.
     app.add_middleware(LoadingGate, bridge=bridge)

@@ -69,6 +69,16 @@ class EngineBridge:
                 self.scheduler.wake()
 
 
+    async def collect(self, request: Request, tasks: list[Task]) -> list[Result]:
+        """Run tasks to the end; their final Results in index order. Raises the first error."""
+        finals: list[Result] = []
+        async for r in self.run(request, tasks):
+            if r.done:
+                raise_if_error(r)
+                finals.append(r)
+        return sorted(finals, key=lambda r: r.task.index)
+
+
 class _Channel:
     """Results of one request, handed from the loop's dispatch to the handler.
 

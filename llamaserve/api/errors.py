@@ -20,8 +20,24 @@ def error_body(exc: ServerError) -> dict[str, Any]:
     return {"error": {"code": exc.status, "message": exc.message, "type": exc.type, **exc.extra}}
 
 
-def error_response(exc: ServerError) -> Response:
-    return Response(orjson.dumps(error_body(exc)), status_code=exc.status, media_type="application/json")
+# Route prefixes whose clients expect Anthropic's envelope {"type": "error", "error": {"type", "message"}}.
+ANTHROPIC_PREFIXES = ("/v1/messages",)
+
+
+def error_response(exc: ServerError, path: str = "") -> Response:
+    if path.startswith("/api/"):  # Ollama's clients read {"error": "message"}
+        body = {"error": exc.message}
+    elif path.startswith(ANTHROPIC_PREFIXES):
+        body = {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(exc.status, "api_error"), "message": exc.message}}
+    else:
+        body = error_body(exc)
+    return Response(orjson.dumps(body), status_code=exc.status, media_type="application/json")
+
+
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error",
+}
 
 
 def as_server_error(exc: BaseException) -> ServerError:
@@ -34,26 +50,26 @@ def as_server_error(exc: BaseException) -> ServerError:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServerError)
     async def _server_error(request: Request, exc: ServerError) -> Response:
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = ".".join(str(x) for x in first["loc"] if x != "body")
-        return error_response(InvalidRequest(f"Invalid request: '{loc}': {first['msg']}"))
+        return error_response(InvalidRequest(f"Invalid request: '{loc}': {first['msg']}"), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
-            return error_response(NotFound("File Not Found"))
+            return error_response(NotFound("File Not Found"), request.url.path)
         if exc.status_code == 405:
             err = NotFound(f"method {request.method} not allowed on {request.url.path}")
             err.status = 405
-            return error_response(err)
+            return error_response(err, request.url.path)
         err = ServerError(str(exc.detail))
         err.status = exc.status_code
-        return error_response(err)
+        return error_response(err, request.url.path)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        return error_response(as_server_error(exc))
+        return error_response(as_server_error(exc), request.url.path)

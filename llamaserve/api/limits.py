@@ -77,7 +77,7 @@ class BodyLimit:
                 except ValueError:
                     size = None
                 if size is not None and size > limit:
-                    return await errors.error_response(_too_large(limit, size))(scope, receive, send)
+                    return await errors.error_response(_too_large(limit, size), scope["path"])(scope, receive, send)
                 break
         seen = 0
 

@@ -9,12 +9,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge, raise_if_error
+from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
-from llamaserve.engine import Result
+from llamaserve.engine import Result, Task
 from llamaserve.errors import InvalidRequest, NotSupported, Unavailable
 from llamaserve.protocol import native
 
@@ -70,49 +70,59 @@ async def completion(request: Request) -> Response:
     prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
     tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     alias = config.model_alias
-    results = bridge.run(request, tasks)  # limits are checked here, before any response starts
     if req.stream:
-        return sse_response(_stream(request, bridge, results, req, alias))
+        return sse_response(_stream(request, bridge, tasks, req, alias))
 
-    finals: dict[int, Result] = {}
     try:
-        async for r in results:
-            if r.done:
-                raise_if_error(r)
-                finals[r.task.index] = r
+        finals = await bridge.collect(request, tasks)
     except ClientGone:
         return Response(status_code=499)
     out = [
-        native.final_json(finals[t.index], alias, model.detokenize(t.prompt, special=True), req.return_tokens, req.response_fields)
-        for t in tasks
+        native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), req.return_tokens, req.response_fields)
+        for r in finals
     ]
-    _note_results(request, finals.values())
+    note_results(request, finals)
     return json_response(out[0] if len(out) == 1 else out)
 
 
-async def _stream(request: Request, bridge: EngineBridge, results: AsyncIterator[Result], req, alias: str) -> AsyncIterator[bytes]:
+async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
     model = bridge.model
-    finals = []
+    async for r in stream_results(request, tasks, []):
+        if r.error is not None:
+            yield sse_data(error_body(as_server_error(r.error)))
+        elif r.done:
+            if r.text or r.probs:
+                yield sse_data(native.partial_json(r, True))
+                r.text, r.probs = "", []
+            yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
+        else:
+            yield sse_data(native.partial_json(r, True))
+
+
+def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
+    """Results of a streamed request as they come, ending after an error or quietly when the client
+    leaves; final Results are collected into `finals` and noted for the log line.
+
+    The request limits are checked at the call (EngineBridge.run raises): call it before the first
+    thing a stream yields, so that sse_response can still answer a refusal with its status."""
+    return _results(request, request.app.state.bridge.run(request, tasks), finals)
+
+
+async def _results(request: Request, results: AsyncIterator[Result], finals: list[Result]) -> AsyncIterator[Result]:
     try:
         async for r in results:
-            if r.error is not None:
-                yield sse_data(error_body(as_server_error(r.error)))
-                continue
             if r.done:
                 finals.append(r)
-                if r.text or r.probs:
-                    yield sse_data(native.partial_json(r, True))
-                    r.text, r.probs = "", []
-                yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
-            else:
-                yield sse_data(native.partial_json(r, True))
+            yield r
+            if r.error is not None:
+                return
     except ClientGone:
         return
     finally:
-        _note_results(request, finals)
+        note_results(request, finals)
 
 
-def _note_results(request: Request, results) -> None:
+def note_results(request: Request, results) -> None:
     results = list(results)
     if results:
         note(

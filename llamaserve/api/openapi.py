@@ -14,7 +14,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+
+class JsonObject(BaseModel):
+    """Any JSON object (for a route that reads no particular field)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 def json_body(model: type[BaseModel], description: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ MALFORMED = [
 ]
 
 # Values for each documented field: wrong types, out of range, huge, tiny, negative.
-FIELD_VALUES = ["x", [None], {"a": 1}, True, None, 2**64 - 1, -(2**63), 2**31, 1e308, 3.5e38, 5e-324, -1, 0.5]
+FIELD_VALUES = ["x", [None], {"a": 1}, True, 2**64 - 1, -(2**63), 2**31, 3.5e38, -1, 0.5]
 
 # Targeted bodies for the deeper paths (they go to every distinct route; most ignore what is not theirs).
 TARGETED = [
@@ -64,6 +64,26 @@ TARGETED = [
     {"content": "<|im_start|>" * 200, "with_pieces": True}, {"content": [2**64 - 1, -5, "x"], "with_pieces": True},
     {"content": [[1]]}, {"content": None}, {"tokens": [2**31]}, {"tokens": [2**64 - 1]}, {"tokens": [-(2**63)]},
     {"tokens": [[1]]}, {"tokens": "abc"}, {"tokens": [1.0]},
+    # chat-shaped (OpenAI, Anthropic, Responses, Ollama)
+    {"messages": "hi"}, {"messages": []}, {"messages": [{"role": "nobody", "content": "hi"}]},
+    {"messages": [{"role": "user"}]}, {"messages": [{"role": "user", "content": 5}]},
+    {"messages": [{"role": "user", "content": [{"type": "bogus"}]}]}, {"messages": [[[[]]]]},
+    {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:x"}}]}]},
+    {"messages": [{"role": "user", "content": "hi"}], "n": 99}, {"messages": [{"role": "user", "content": "hi"}], "n": 0},
+    {"messages": [{"role": "user", "content": "hi"}], "logprobs": True, "top_logprobs": 2**31},
+    {"messages": [{"role": "user", "content": "hi"}], "tools": "x"},
+    {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": 5}}]},
+    {"messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+    {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "nope"}}}},
+    {"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}, "max_tokens": 2},
+    {"messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": "x"},
+    {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5}, {"messages": [{"role": "user", "content": "hi"}], "stop": 5},
+    {"messages": [{"role": "assistant", "content": "hi"}], "max_tokens": 2},
+    {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "system": 5},
+    {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "thinking": {"type": "enabled", "budget_tokens": -1}},
+    {"messages": [{"role": "user", "content": "hi"}], "options": {"num_predict": "x", "temperature": 1e308}},
+    {"messages": [{"role": "user", "content": "hi"}], "format": {"type": "nope"}},
+    {"input": 5}, {"input": [{"type": "bogus"}]}, {"input": "hi", "max_output_tokens": -1}, {"input": "hi", "text": {"format": 5}},
 ]
 
 
@@ -73,22 +93,33 @@ def _body_fields(op: dict) -> list[str]:
 
 
 def _distinct_bodies() -> list[tuple[str, dict]]:
-    # One route per distinct body schema (/completion and /completions share one): the same handler
-    # twice would only double the time.
+    # One route per handler and body schema (/completion and /completions share both): the same
+    # handler twice would only double the time.
     out, seen = [], set()
     for path, op in POSTS:
-        key = json.dumps(op.get("requestBody"), sort_keys=True)
+        key = (op.get("summary"), json.dumps(op.get("requestBody"), sort_keys=True))
         if key not in seen:
             seen.add(key)
             out.append((path, op))
     return out
 
 
+def _valid_base(fields: list[str]) -> dict:
+    """A small valid body for a route with these fields, so that one bad field is all that is wrong."""
+    base = {}
+    for field, value in (("prompt", "Hi"), ("content", "Hi"), ("tokens", [1]), ("input", "Hi"),
+                         ("messages", [{"role": "user", "content": "Hi"}]), ("n_predict", 1), ("max_tokens", 1),
+                         ("max_output_tokens", 1), ("stream", False)):
+        if field in fields:
+            base[field] = value
+    return base
+
+
 def _field_bodies() -> list[tuple[str, bytes]]:
     out = []
     for path, op in _distinct_bodies():
         fields = _body_fields(op)
-        base = {"prompt": "Hi", "n_predict": 1} if "prompt" in fields else {}
+        base = _valid_base(fields)
         for field in fields:
             for value in FIELD_VALUES:
                 out.append((path, json.dumps({**base, field: value}).encode()))

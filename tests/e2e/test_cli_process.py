@@ -8,7 +8,7 @@ import sys
 import openai
 import pytest
 
-from tests.conftest import MODEL, start_server
+from tests.conftest import MODEL
 
 
 def run_cli(*args, timeout=30):

@@ -128,3 +128,8 @@ def test_tls_files_are_checked_up_front(tmp_path, capsys):
             parse(*argv)
         assert exc.value.code != 0
         assert fragment in capsys.readouterr().err, argv
+def test_webui_switch():
+    assert parse().webui is True
+    assert parse("--no-webui").webui is False and parse("--no-ui").webui is False
+    assert parse("--webui", env={"LLAMA_ARG_UI": "off"}).webui is True  # the command line wins
+    assert parse(env={"LLAMA_ARG_UI": "0"}).webui is False

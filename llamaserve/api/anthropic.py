@@ -1,0 +1,62 @@
+"""Anthropic Messages routes: /v1/messages and /v1/messages/count_tokens."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from llamaserve.api.bridge import EngineBridge
+from llamaserve.api.errors import ANTHROPIC_ERROR_TYPES, as_server_error
+from llamaserve.api.native import read_json, stream_results
+from llamaserve.api.openapi import json_body
+from llamaserve.api.openai import collect, prepare_chat
+from llamaserve.api.sse import json_response, sse_event, sse_response
+from llamaserve.engine import Task
+from llamaserve.protocol import anthropic, openai
+
+router = APIRouter()
+
+
+@router.post("/v1/messages", openapi_extra=json_body(anthropic.MessagesRequest))
+async def messages(request: Request) -> Response:
+    bridge: EngineBridge = request.app.state.bridge
+    chat = anthropic.to_chat_request(await read_json(request))
+    plan, tasks = prepare_chat(request, chat)
+    msg_id = openai.new_id("msg_")
+    if plan.stream:
+        events = anthropic.MessageEvents(msg_id, plan.model, len(tasks[0].prompt))
+        return sse_response(_stream(request, bridge, tasks, plan, events))
+    finals = await collect(request, bridge, tasks)
+    if finals is None:
+        return Response(status_code=499)
+    r = finals[0]
+    return json_response(anthropic.message_json(msg_id, plan.model, r, openai.parse_message(plan, r.text)))
+
+
+async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
+                  events: anthropic.MessageEvents) -> AsyncIterator[bytes]:
+    results = stream_results(request, tasks, [])  # a refusal raises here, before any event
+    for name, data in events.start():
+        yield sse_event(name, data)
+    output = plan.output()
+    async for r in results:
+        if r.error is not None:
+            err = as_server_error(r.error)
+            body = {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(err.status, "api_error"), "message": err.message}}
+            yield sse_event("error", body)
+            return
+        out = events.deltas(output.feed(r.text)) if r.text else []
+        if r.done:
+            tail, message = output.finish()
+            out += events.deltas(tail) + events.finish(r, message)
+        for name, data in out:
+            yield sse_event(name, data)
+
+
+@router.post("/v1/messages/count_tokens", openapi_extra=json_body(anthropic.CountTokensRequest))
+async def count_tokens(request: Request) -> Response:
+    chat = anthropic.to_chat_request(await read_json(request), count_only=True)
+    _, tasks = prepare_chat(request, chat)
+    return json_response({"input_tokens": len(tasks[0].prompt)})

@@ -1,0 +1,512 @@
+"""OpenAI's chat completions and completions formats: request JSON → Tasks, Results → response JSON.
+
+Pure translation. An OpenAI request becomes a native request (every llama.cpp
+field stays available as an extension), so sampling is resolved in one place
+(protocol/native.py). Chat messages become a prompt through a `Render`
+function handed in by the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+
+from llamaserve.config import SamplingDefaults
+from llamaserve.engine.types import RANDOM_SEED, Result, Task, TokenProb
+from llamaserve.errors import InvalidRequest
+from llamaserve.protocol import native
+
+# (messages, add_generation_prompt, tools, template kwargs, continue_final_message) -> prompt text
+Render = Callable[[list[dict[str, Any]], bool, "list[dict] | None", dict[str, Any], bool], str]
+
+MAX_TOP_LOGPROBS = 20
+MAX_COMPLETION_LOGPROBS = 5
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(32))
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: StrictBool = False
+
+
+class _Common(BaseModel):
+    """Fields both OpenAI endpoints share; everything else passes through as native llama.cpp fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: StrictStr | None = None
+    n: StrictInt = 1
+    stream: StrictBool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: StrictInt | None = None
+    user: StrictStr | None = None
+
+
+class ChatCompletionRequest(_Common):
+    messages: list[dict[str, Any]]
+    max_completion_tokens: StrictInt | None = None
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: StrictBool | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    add_generation_prompt: StrictBool = True
+
+
+class CompletionsRequest(_Common):
+    prompt: Any = None
+    echo: StrictBool = False
+    suffix: StrictStr | None = None
+    logprobs: StrictInt | None = None
+    best_of: StrictInt | None = None
+
+
+# Keys that mean something different to OpenAI than to the native API, or nothing to it.
+_CHAT_ONLY = {
+    "messages", "n", "stream_options", "max_completion_tokens", "logprobs", "top_logprobs", "response_format",
+    "tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs", "add_generation_prompt", "user",
+    "model", "prompt",
+}
+_COMPLETIONS_ONLY = {"n", "stream_options", "echo", "suffix", "logprobs", "best_of", "user", "model"}
+
+
+def validate_model(model: type[BaseModel], body: Any) -> Any:
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(native.validation_message(exc)) from None
+
+
+def finish_reason(r: Result, message: dict[str, Any] | None = None) -> str:
+    if r.stop_type == "limit":
+        return "length"
+    return "tool_calls" if message and message.get("tool_calls") else "stop"
+
+
+class PlainOutput:
+    """Generated text taken as plain assistant content.
+
+    The interface every chat output parser has: feed() turns a text delta into
+    OpenAI-shaped message deltas; finish() returns the last deltas and the whole
+    message ({"content", "reasoning_content", "tool_calls"}).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def feed(self, text: str) -> list[dict[str, Any]]:
+        self.parts.append(text)
+        return [{"content": text}]
+
+    def finish(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return [], {"content": "".join(self.parts), "reasoning_content": "", "tool_calls": []}
+
+
+def parse_message(plan: "Plan", text: str) -> dict[str, Any]:
+    output = plan.output()
+    output.feed(text)
+    return output.finish()[1]
+
+
+@dataclass
+class Plan:
+    """What one OpenAI request asks the engine for, and how to answer it."""
+
+    native: native.CompletionRequest
+    n: int
+    stream: bool
+    include_usage: bool
+    logprobs: int | None  # top alternatives per token to report; None = no logprobs
+    model: str
+    prompt_text: str = ""  # the rendered chat prompt
+    echo: bool = False
+    output: Callable[[], Any] = PlainOutput  # makes the parser of one choice's generated text
+
+
+def _check_n(n: int, max_n: int) -> None:
+    if not 1 <= n <= max_n:
+        raise InvalidRequest(f'"n" must be between 1 and {max_n} (the number of server slots), got {n}')
+
+
+def _stream_flags(req: _Common) -> bool:
+    if req.stream_options is not None and not req.stream:
+        raise InvalidRequest('"stream_options" is only allowed when "stream" is true')
+    return bool(req.stream_options and req.stream_options.include_usage)
+
+
+# --- chat messages ---
+
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check OpenAI messages and bring them into the shape chat templates expect.
+
+    Content arrays become one string (text parts joined by newlines, as llama.cpp
+    does); tool-call arguments given as JSON strings become objects, since
+    templates index into them.
+    """
+    if not messages:
+        raise InvalidRequest('"messages" must be a non-empty array')
+    out = []
+    for i, msg in enumerate(messages):
+        role = msg.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise InvalidRequest(f'messages[{i}]: "role" must be one of {sorted(_ROLES)}')
+        m = dict(msg)
+        if role == "developer":
+            m["role"] = "system"
+        has_calls = bool(msg.get("tool_calls"))
+        if "content" not in msg and not (role == "assistant" and has_calls):
+            raise InvalidRequest(f'messages[{i}]: "content" is required' + (" (or \"tool_calls\")" if role == "assistant" else ""))
+        m["content"] = _content_text(msg.get("content"), i)
+        if has_calls:
+            m["tool_calls"] = _tool_calls_for_template(msg["tool_calls"], i)
+        out.append(m)
+    return out
+
+
+def _content_text(content: Any, i: int) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise InvalidRequest(f'messages[{i}]: "content" must be a string or an array of content parts')
+    texts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind in ("image_url", "image", "input_image"):
+            raise InvalidRequest(
+                f"messages[{i}]: image input is not supported: this server runs a text-only model (no multimodal projector loaded)"
+            )
+        elif kind in ("input_audio", "audio", "input_video", "video_url", "file"):
+            raise InvalidRequest(f"messages[{i}]: {kind} input is not supported: this server runs a text-only model")
+        else:
+            raise InvalidRequest(f"messages[{i}]: unsupported content part type {kind!r} (expected \"text\")")
+    return "\n".join(texts)
+
+
+def _tool_calls_for_template(calls: Any, i: int) -> list[dict[str, Any]]:
+    if not isinstance(calls, list):
+        raise InvalidRequest(f'messages[{i}]: "tool_calls" must be an array')
+    out = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise InvalidRequest(f'messages[{i}]: each tool call needs "function" with a "name"')
+        args = fn.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except ValueError:
+                pass  # templates that print arguments verbatim still get the string
+        out.append({**call, "type": call.get("type", "function"), "function": {**fn, "arguments": args}})
+    return out
+
+
+def render_prompt(
+    req: ChatCompletionRequest, render: Render, prefill_assistant: bool, server_kwargs: dict[str, Any]
+) -> str:
+    messages = normalize_messages(req.messages)
+    kwargs = {**server_kwargs, **(req.chat_template_kwargs or {})}
+    last = messages[-1]
+    if prefill_assistant and last["role"] == "assistant" and not last.get("tool_calls"):
+        if len(messages) >= 2 and messages[-2]["role"] == "assistant":
+            raise InvalidRequest("Cannot have 2 or more assistant messages at the end of the list.")
+        # Prefill: the model continues the final assistant message instead of starting a new one.
+        return render(messages, False, req.tools, kwargs, True)
+    return render(messages, req.add_generation_prompt, req.tools, kwargs, False)
+
+
+# --- requests ---
+
+def _json_schema_of(response_format: dict[str, Any] | None) -> Any:
+    if response_format is None:
+        return None
+    kind = response_format.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return response_format.get("schema") or {"type": "object"}
+    if kind == "json_schema":
+        wrapper = response_format.get("json_schema")
+        if not isinstance(wrapper, dict) or "schema" not in wrapper:
+            raise InvalidRequest('"response_format.json_schema.schema" is required for type "json_schema"')
+        schema = wrapper["schema"]
+        if not isinstance(schema, (dict, bool)):
+            raise InvalidRequest('"response_format.json_schema.schema" must be a JSON Schema object')
+        return schema if schema != {} else {"type": "object"}
+    raise InvalidRequest(f'"response_format.type" must be "text", "json_object" or "json_schema", got {kind!r}')
+
+
+def plan_chat(
+    body: Any, render: Render, *, prefill_assistant: bool, template_kwargs: dict[str, Any], max_n: int, model_alias: str
+) -> Plan:
+    req: ChatCompletionRequest = validate_model(ChatCompletionRequest, body)
+    _check_n(req.n, max_n)
+    include_usage = _stream_flags(req)
+    if req.top_logprobs is not None and not req.logprobs:
+        raise InvalidRequest('"top_logprobs" requires "logprobs" to be true')
+    if req.top_logprobs is not None and not 0 <= req.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f'"top_logprobs" must be between 0 and {MAX_TOP_LOGPROBS}')
+    if req.tools and req.tool_choice not in (None, "none"):
+        raise InvalidRequest('"tools" are not supported yet; send the request without "tools" or with "tool_choice": "none"')
+    schema = _json_schema_of(req.response_format)
+    if schema is not None and ("grammar" in body or "json_schema" in body):
+        raise InvalidRequest('"response_format" cannot be combined with "grammar" or "json_schema"')
+
+    prompt_text = render_prompt(req, render, prefill_assistant, template_kwargs)
+    fields = {k: v for k, v in body.items() if k not in _CHAT_ONLY}
+    limit = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    if limit is not None and "n_predict" not in fields:
+        fields["n_predict"] = limit
+    logprobs = (req.top_logprobs or 0) if req.logprobs else None
+    if logprobs is not None:
+        # the engine reports the sampled token's logprob alongside at least one alternative
+        fields["n_probs"] = max(1, logprobs)
+    if schema is not None:
+        fields["json_schema"] = schema
+    return Plan(
+        native=native.parse_request(fields), n=req.n, stream=req.stream, include_usage=include_usage,
+        logprobs=logprobs, model=req.model or model_alias, prompt_text=prompt_text,
+    )
+
+
+def plan_completions(body: Any, *, max_n: int, model_alias: str) -> Plan:
+    req: CompletionsRequest = validate_model(CompletionsRequest, body)
+    _check_n(req.n, max_n)
+    include_usage = _stream_flags(req)
+    if req.prompt is None:
+        raise InvalidRequest('"prompt" is required')
+    if req.best_of is not None and req.best_of != req.n:
+        raise InvalidRequest('"best_of" is not supported (only best_of equal to n)')
+    if req.suffix:
+        raise InvalidRequest('"suffix" is not supported: this model has no fill-in-the-middle tokens')
+    if req.logprobs is not None and not 0 <= req.logprobs <= MAX_COMPLETION_LOGPROBS:
+        raise InvalidRequest(f'"logprobs" must be between 0 and {MAX_COMPLETION_LOGPROBS}')
+    if req.echo and req.logprobs is not None:
+        raise InvalidRequest('"echo" together with "logprobs" is not supported (prompt logprobs are not computed)')
+    fields = {k: v for k, v in body.items() if k not in _COMPLETIONS_ONLY}
+    if req.logprobs is not None:
+        fields["n_probs"] = max(1, req.logprobs)
+    return Plan(
+        native=native.parse_request(fields), n=req.n, stream=req.stream, include_usage=include_usage,
+        logprobs=req.logprobs, model=req.model or model_alias, echo=req.echo,
+    )
+
+
+def build_tasks(
+    plan: Plan, prompts: list[list[int]], defaults: SamplingDefaults, tokenize: native.Tokenize, n_vocab: int,
+    cache_reuse: int,
+) -> list[Task]:
+    """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""
+    tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab, cache_reuse)
+    if plan.n > 1:
+        for t in tasks:
+            seed = t.params.seed
+            if seed != RANDOM_SEED:
+                # a fixed seed stays reproducible, yet the n choices differ
+                t.params = dataclasses.replace(t.params, seed=(seed + t.index % plan.n) & 0xFFFFFFFF)
+    return tasks
+
+
+# --- responses ---
+
+def usage_json(finals: list[Result], n: int) -> dict[str, Any]:
+    # Every choice of a prompt shares that prompt: count it once.
+    firsts = finals[::n]
+    prompt = sum(r.n_prompt for r in firsts)
+    completion = sum(r.n_decoded for r in finals)
+    return {
+        "completion_tokens": completion,
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": sum(r.timings.cache_n for r in firsts if r.timings)},
+    }
+
+
+def _text(piece: bytes) -> str:
+    return piece.decode("utf-8", "ignore")
+
+
+def _logprob(x: float) -> float:
+    return x if math.isfinite(x) else -9999.0
+
+
+def chat_logprobs(probs: list[TokenProb], top_n: int) -> dict[str, Any]:
+    return {
+        "content": [
+            {
+                "id": p.id,
+                "token": _text(p.piece),
+                "bytes": list(p.piece),
+                "logprob": _logprob(p.value),
+                "top_logprobs": [
+                    {"id": i, "token": _text(b), "bytes": list(b), "logprob": _logprob(v)} for i, b, v in p.top[:top_n]
+                ],
+            }
+            for p in probs
+        ],
+        "refusal": None,
+    }
+
+
+def completion_logprobs(probs: list[TokenProb], top_n: int, offset: int) -> dict[str, Any]:
+    """The legacy completions shape: parallel arrays plus one {token: logprob} map per position."""
+    tokens, values, tops, offsets = [], [], [], []
+    for p in probs:
+        text = _text(p.piece)
+        tokens.append(text)
+        values.append(_logprob(p.value))
+        tops.append({_text(b): _logprob(v) for _, b, v in p.top[:top_n]})
+        offsets.append(offset)
+        offset += len(text)
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
+
+
+@dataclass
+class Envelope:
+    """What every response object and chunk of one request repeats."""
+
+    id: str
+    model: str
+    fingerprint: str
+    created: int = dataclasses.field(default_factory=lambda: int(time.time()))
+
+    def wrap(self, obj: Literal["chat.completion", "chat.completion.chunk", "text_completion"], choices: list, **extra) -> dict[str, Any]:
+        return {
+            "id": self.id, "object": obj, "created": self.created, "model": self.model,
+            "system_fingerprint": self.fingerprint, "choices": choices, **extra,
+        }
+
+
+def chat_response(env: Envelope, finals: list[Result], plan: Plan) -> dict[str, Any]:
+    choices = []
+    for r in finals:
+        msg = parse_message(plan, r.text)
+        message: dict[str, Any] = {"role": "assistant", "content": msg["content"] or None if msg["tool_calls"] else msg["content"]}
+        if msg["reasoning_content"]:
+            message["reasoning_content"] = msg["reasoning_content"]
+        if msg["tool_calls"]:
+            message["tool_calls"] = msg["tool_calls"]
+        message["refusal"] = None
+        choices.append({
+            "index": r.task.index,
+            "message": message,
+            "logprobs": chat_logprobs(r.probs, plan.logprobs) if plan.logprobs is not None else None,
+            "finish_reason": finish_reason(r, msg),
+        })
+    return env.wrap("chat.completion", choices, usage=usage_json(finals, plan.n), timings=_timings(finals))
+
+
+def completions_response(env: Envelope, finals: list[Result], plan: Plan, prompt_texts: list[str]) -> dict[str, Any]:
+    choices = []
+    for r in finals:
+        head = prompt_texts[r.task.index // plan.n] if plan.echo else ""
+        choices.append({
+            "index": r.task.index,
+            "text": head + r.text,
+            "logprobs": completion_logprobs(r.probs, plan.logprobs, len(head)) if plan.logprobs is not None else None,
+            "finish_reason": finish_reason(r),
+        })
+    return env.wrap("text_completion", choices, usage=usage_json(finals, plan.n), timings=_timings(finals))
+
+
+def _timings(finals: list[Result]) -> dict[str, Any]:
+    r = finals[0]
+    return r.timings.as_dict() if r.timings else {}
+
+
+class ChatChunks:
+    """Builds the chunks of one streamed chat completion (all choices share the envelope)."""
+
+    def __init__(self, env: Envelope, plan: Plan):
+        self.env = env
+        self.plan = plan
+        self.outputs: dict[int, Any] = {}
+
+    def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> dict[str, Any]:
+        return self.env.wrap(
+            "chat.completion.chunk",
+            [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+        )
+
+    def chunks(self, r: Result) -> list[dict[str, Any]]:
+        """The chunks one engine Result turns into: role first, then deltas, then the finish."""
+        index = r.task.index
+        out = []
+        output = self.outputs.get(index)
+        if output is None:
+            output = self.outputs[index] = self.plan.output()
+            out.append(self._chunk(index, {"role": "assistant", "content": None}))
+        deltas = output.feed(r.text) if r.text else []
+        message = None
+        if r.done:
+            tail, message = output.finish()
+            deltas += tail
+        if self.plan.logprobs is not None and r.probs:
+            logprobs = chat_logprobs(r.probs, self.plan.logprobs)
+            if deltas:
+                out += [self._chunk(index, d) for d in deltas[:-1]]
+                out.append(self._chunk(index, deltas[-1], logprobs=logprobs))
+            else:
+                out.append(self._chunk(index, {}, logprobs=logprobs))
+        else:
+            out += [self._chunk(index, d) for d in deltas]
+        if message is not None:
+            finish = self._chunk(index, {}, finish_reason(r, message))
+            if r.timings is not None:
+                finish["timings"] = r.timings.as_dict()
+            out.append(finish)
+        return out
+
+    def usage(self, finals: list[Result]) -> dict[str, Any]:
+        return self.env.wrap("chat.completion.chunk", [], usage=usage_json(finals, self.plan.n), timings=_timings(finals))
+
+
+class CompletionChunks:
+    """Builds the chunks of one streamed text completion."""
+
+    def __init__(self, env: Envelope, plan: Plan, prompt_texts: list[str]):
+        self.env = env
+        self.plan = plan
+        self.prompt_texts = prompt_texts
+        self.offsets: dict[int, int] = {}
+
+    def text(self, r: Result, finish: str | None = None) -> dict[str, Any]:
+        index = r.task.index
+        head = ""
+        if index not in self.offsets:
+            head = self.prompt_texts[index // self.plan.n] if self.plan.echo else ""
+            self.offsets[index] = 0
+        logprobs = None
+        if self.plan.logprobs is not None:
+            logprobs = completion_logprobs(r.probs, self.plan.logprobs, self.offsets[index] + len(head))
+        self.offsets[index] += len(head) + len(r.text)
+        chunk = self.env.wrap(
+            "text_completion", [{"index": index, "text": head + r.text, "logprobs": logprobs, "finish_reason": finish}]
+        )
+        if finish is not None and r.timings is not None:
+            chunk["timings"] = r.timings.as_dict()
+        return chunk
+
+    def usage(self, finals: list[Result]) -> dict[str, Any]:
+        return self.env.wrap("text_completion", [], usage=usage_json(finals, self.plan.n))
