@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import csv
 import json
 import os
 import pathlib
+import ssl
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -98,6 +100,36 @@ def _cache_type(text: str) -> str:
     return text.lower()
 
 
+def _nonneg_float(text: str) -> float:
+    value = _float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _byte_size(text: str) -> int:
+    """Bytes, with an optional K, M or G suffix (powers of 1024): 65536, 64K, 32M."""
+    low = text.strip().lower().removesuffix("b") or "0"
+    unit = low[-1] if low[-1] in "kmg" else ""
+    number = low[: -1] if unit else low
+    try:
+        value = int(number) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size '{text}' (bytes, or a number with K, M or G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be > 0, got '{text}'")
+    return value
+
+
+def _key_list(text: str) -> list[str]:
+    # comma-separated, with CSV quoting so a key may itself hold a comma
+    row = next(csv.reader([text], skipinitialspace=True), [])
+    return [k.strip() for k in row if k.strip()]
+
+
 def _template_file(text: str) -> str:
     try:
         return pathlib.Path(text).read_text(encoding="utf-8")
@@ -161,6 +193,7 @@ class Flag:
     env: str | None = None
     negatives: tuple[str, ...] = ()  # for switches: the names that turn it off
     metavar: str = "N"
+    repeatable: bool = False  # may be given several times; parse returns a list, the lists are joined
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -216,6 +249,21 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--models-autoload",), "models_autoload", "router mode: load a model on its first request (default: enabled)", None, "LLAMA_ARG_MODELS_AUTOLOAD", ("--no-models-autoload",)),
     Flag(("--models-default",), "models_default", "router mode: model for requests that name none (default: the bundled model)", str, "LLAMA_ARG_MODELS_DEFAULT", metavar="NAME"),
     Flag(("--models-idle-ttl",), "models_idle_ttl", "router mode: unload a model after this many idle seconds (default: 0 = never)", _seconds, "LLAMA_ARG_MODELS_IDLE_TTL", metavar="SECONDS"),
+    Flag(("--shutdown-grace",), "shutdown_grace", "seconds in-flight requests may run after SIGTERM/SIGINT before they are ended with an error (default: 30)", _nonneg_float, None, metavar="SECONDS"),
+    # access control
+    Flag(("--api-key",), "api_keys", "API key clients must send (Authorization: Bearer KEY or x-api-key: KEY); repeatable or comma-separated (default: none)", _key_list, "LLAMA_API_KEY", metavar="KEY", repeatable=True),
+    Flag(("--api-key-file",), "api_key_file", "file of API keys, one per line; lines starting with # are comments (default: none)", str, "LLAMA_ARG_API_KEY_FILE", metavar="FNAME"),
+    Flag(("--ssl-key-file",), "ssl_key_file", "PEM-encoded TLS private key: serve HTTPS (with --ssl-cert-file)", str, "LLAMA_ARG_SSL_KEY_FILE", metavar="FNAME"),
+    Flag(("--ssl-cert-file",), "ssl_cert_file", "PEM-encoded TLS certificate: serve HTTPS (with --ssl-key-file)", str, "LLAMA_ARG_SSL_CERT_FILE", metavar="FNAME"),
+    Flag(("--cors-origins",), "cors_origins", "allowed CORS origins: '*', 'localhost' (only localhost origins) or a comma-separated list (default: *)", str, "LLAMA_ARG_CORS_ORIGINS", metavar="ORIGINS"),
+    Flag(("--cors-methods",), "cors_methods", "methods announced in CORS preflight answers (default: GET, POST, DELETE, OPTIONS)", str, "LLAMA_ARG_CORS_METHODS", metavar="METHODS"),
+    Flag(("--cors-headers",), "cors_headers", "headers allowed in CORS requests (default: *)", str, "LLAMA_ARG_CORS_HEADERS", metavar="HEADERS"),
+    Flag(("--cors-credentials",), "cors_credentials", "allow credentials in CORS requests; with --cors-origins '*' the request's Origin is echoed (default: enabled)", None, "LLAMA_ARG_CORS_CREDENTIALS", ("--no-cors-credentials",)),
+    # request limits
+    Flag(("--max-body-size",), "max_body_size", "largest request body accepted, in bytes or with K/M/G (default: 32M)", _byte_size, None, metavar="SIZE"),
+    Flag(("--max-queue",), "max_queue", "tasks that may wait for a free slot; beyond it requests get 503 (default: 0 = no limit)", _nonneg_int, None),
+    Flag(("--max-prompts",), "max_prompts", "most prompts (times n choices) one request may run (default: 2048)", _positive_int, None),
+    Flag(("--max-n-probs",), "max_n_probs", "largest n_probs / top_logprobs a request may ask for (default: 100)", _nonneg_int, None),
     Flag(("-v", "--verbose", "--log-verbose"), "verbose", "log every request in detail", None, None),
     Flag(("--log-disable",), "log_disable", "disable logging", None, None),
 )
@@ -234,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(*flag.names, dest=flag.dest, action="store_const", const=True, default=None, help=flag.help + env_note)
             if flag.negatives:
                 parser.add_argument(*flag.negatives, dest=flag.dest, action="store_const", const=False, help=argparse.SUPPRESS)
+        elif flag.repeatable:
+            parser.add_argument(*flag.names, dest=flag.dest, type=flag.parse, action="append", default=None, metavar=flag.metavar, help=flag.help + env_note)
         else:
             parser.add_argument(*flag.names, dest=flag.dest, type=flag.parse, default=None, metavar=flag.metavar, help=flag.help + env_note)
     return parser
@@ -268,8 +318,12 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
                 value = _env_bool(raw) if flag.parse is None else flag.parse(raw)
             except argparse.ArgumentTypeError as exc:
                 parser.error(f"environment variable {flag.env}: {exc}")
+            if flag.repeatable:
+                value = [value]
         if value is None:
             continue
+        if flag.repeatable:
+            value = [item for given in value for item in given]
         if flag.dest.startswith("sampling."):
             setattr(sampling, flag.dest.split(".", 1)[1], value)
         else:
@@ -296,6 +350,9 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         config.chat_template_kwargs.setdefault("enable_thinking", False)
     if config.n_ubatch > config.n_batch:
         config.n_ubatch = config.n_batch
+    if config.api_key_file:
+        config.api_keys = config.api_keys + _read_key_file(parser, config.api_key_file)
+    _check_tls(parser, config)
     return config
 
 
@@ -428,6 +485,32 @@ def _check_router(parser: argparse.ArgumentParser, config: Config) -> None:
         Catalog.build(config)
     except CatalogError as exc:
         parser.error(str(exc))
+def _read_key_file(parser: argparse.ArgumentParser, fname: str) -> list[str]:
+    try:
+        with open(fname, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"cannot read API key file {fname}: {getattr(exc, 'strerror', None) or exc}")
+    keys = [k for k in (line.strip() for line in lines) if k and not k.startswith("#")]
+    if not keys:
+        parser.error(f"API key file {fname} holds no keys")
+    return keys
+
+
+def _check_tls(parser: argparse.ArgumentParser, config: Config) -> None:
+    """Load the key and certificate now, so a bad pair stops the server before it loads the model."""
+    key, cert = config.ssl_key_file, config.ssl_cert_file
+    if not key and not cert:
+        return
+    if not (key and cert):
+        parser.error("HTTPS needs both --ssl-key-file and --ssl-cert-file")
+    for what, fname in (("key", key), ("certificate", cert)):
+        if not os.path.isfile(fname):
+            parser.error(f"TLS {what} file not found: {fname}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        parser.error(f"cannot use TLS certificate {cert} with key {key}: {exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

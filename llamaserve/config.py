@@ -101,6 +101,24 @@ class Config:
     timeout: int = 3600
     threads_http: int = -1
     endpoint_slots: bool = True
+    shutdown_grace: float = 30.0  # seconds in-flight requests may run on after SIGTERM/SIGINT
+
+    # access control (api/access.py)
+    api_keys: list[str] = field(default_factory=list)  # --api-key values plus the lines of --api-key-file
+    api_key_file: str = ""
+    ssl_key_file: str = ""
+    ssl_cert_file: str = ""
+    cors_origins: str = "*"  # "*", "localhost", or a comma-separated list of origins
+    cors_methods: str = "GET, POST, DELETE, OPTIONS"
+    cors_headers: str = "*"
+    cors_credentials: bool = True
+
+    # request limits (api/limits.py); each is answered with a 4xx (or 503 for the queue)
+    max_body_size: int = 32 << 20  # bytes; room for long prompts and base64 images
+    max_queue: int = 0  # tasks allowed to wait for a slot; 0 = no limit
+    max_prompts: int = 2048  # tasks one request may run (prompts x n); OpenAI's embeddings batch size
+    max_n_probs: int = 100  # n_probs / top_logprobs: each costs a lookup per generated token
+    max_n: int = 0  # choices per prompt (OpenAI `n`); 0 = the number of slots, as llama-server
     webui: bool = True  # the browser chat UI at /
 
     # router mode (router/): children are `llamaserve -m MODEL` processes on loopback ports
@@ -146,6 +164,14 @@ class Config:
     @property
     def router_mode(self) -> bool:
         return not self.model
+
+    @property
+    def n_choices_limit(self) -> int:
+        return self.max_n if self.max_n > 0 else self.slots
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ssl_key_file and self.ssl_cert_file)
 
     @property
     def model_alias(self) -> str:

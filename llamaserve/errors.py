@@ -33,6 +33,10 @@ class ExceedContextSize(ServerError):
         )
 
 
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+
+
 class AuthenticationError(ServerError):
     status = 401
     type = "authentication_error"

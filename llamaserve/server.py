@@ -1,8 +1,14 @@
-"""Start the HTTP server (uvicorn) and the engine, or the router without -m; exit non-zero if the model cannot load."""
+"""Start the HTTP server (uvicorn) and the engine, or the router without -m; exit non-zero if the model cannot load.
+
+SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish for up to
+--shutdown-grace seconds, then end what is left with a clean "server is shutting down"
+error, stop the scheduler thread and exit 0. A second SIGINT quits at once.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
@@ -13,6 +19,8 @@ from llamaserve.api.app import create_app
 from llamaserve.config import Config
 
 log = logging.getLogger("llamaserve")
+
+_ENGINE_STOP_S = 60.0  # how long a stopping engine may take to finish its current step
 
 
 def setup_logging(config: Config) -> None:
@@ -27,12 +35,46 @@ def setup_logging(config: Config) -> None:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server with our signal handling.
+
+    uvicorn re-raises a caught SIGTERM/SIGINT once it has shut down, so the process would
+    die by the signal (or a KeyboardInterrupt); a graceful stop here exits 0 instead."""
+
+    def __init__(self, config: uvicorn.Config, on_stop_signal):
+        super().__init__(config)
+        self._on_stop_signal = on_stop_signal
+
+    def handle_exit(self, sig: int, frame) -> None:  # noqa: ARG002 - signal handler signature
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+            return
+        self.should_exit = True
+        self._on_stop_signal(sig)
+
+
 def run(config: Config) -> int:
     setup_logging(config)
     if config.router_mode:
         return run_router(config)
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(
+    scheduler = app.state.bridge.scheduler
+    grace_timer: list[threading.Timer] = []
+
+    def on_stop_signal(sig: int) -> None:
+        busy = sum(1 for s in scheduler.slots if s.busy) + scheduler.queued
+        log.info("%s: shutting down; %d tasks in flight get up to %.0f s to finish",
+                 signal.Signals(sig).name, busy, config.shutdown_grace)
+        if not grace_timer:
+            # When the grace period is over, stopping the scheduler ends every task with a
+            # "server is shutting down" error, so their handlers answer and the connections close.
+            timer = threading.Timer(config.shutdown_grace, scheduler.stop, kwargs={"timeout": _ENGINE_STOP_S})
+            timer.daemon = True
+            timer.name = "llamaserve-shutdown-grace"
+            timer.start()
+            grace_timer.append(timer)
+
+    server = _Server(uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
@@ -41,10 +83,14 @@ def run(config: Config) -> int:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=max(5, min(config.timeout, 3600)),
+        # A backstop for responses that do not end once the engine has stopped (a stalled client).
+        # The engine finishes its current step first, which on a CPU can take a while.
+        timeout_graceful_shutdown=config.shutdown_grace + _ENGINE_STOP_S,
+        ssl_keyfile=config.ssl_key_file or None,
+        ssl_certfile=config.ssl_cert_file or None,
         lifespan="on",
-    ))
+    ), on_stop_signal)
     exit_code = [0]
-    scheduler = app.state.bridge.scheduler
 
     def watch_load() -> None:
         scheduler.ready.wait()
@@ -53,11 +99,24 @@ def run(config: Config) -> int:
             exit_code[0] = 1
             server.should_exit = True
         else:
-            log.info("server is listening on http://%s:%d", config.host, _bound_port(server, config))
+            scheme = "https" if config.tls else "http"
+            log.info("server is listening on %s://%s:%d", scheme, config.host, _bound_port(server, config))
 
     threading.Thread(target=watch_load, name="llamaserve-load-watch", daemon=True).start()
     log.info("llamaserve starting: model %s, %d slots", config.model, config.slots)
-    server.run()
+    if config.api_keys:
+        log.info("API key required on all but the public routes (%d key%s)", len(config.api_keys), "s" * (len(config.api_keys) > 1))
+    try:
+        server.run()
+    finally:
+        for timer in grace_timer:
+            timer.cancel()
+        scheduler.stop(timeout=_ENGINE_STOP_S)  # no-op when the lifespan already stopped it
+    if scheduler.running:
+        log.error("the scheduler thread did not stop")
+        return 1
+    if server.started and server.should_exit:
+        log.info("stopped")
     return exit_code[0] or (0 if server.started else 1)
 
 

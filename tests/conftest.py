@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -50,9 +51,10 @@ class LiveServer:
     proc: subprocess.Popen
     url: str
     log_path: str
+    verify: ssl.SSLContext | bool = True  # trusts the certificate of an HTTPS server
 
     def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 120), **kw)
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 120), verify=self.verify, **kw)
 
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as fh:
@@ -74,14 +76,16 @@ def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False) -
     model = [] if router or "-m" in args or "--model" in args else ["-m", MODEL]
     cmd = [sys.executable, "-m", "llamaserve", "--port", str(port), "-t", "2", *model, *args]
     proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    server = LiveServer(proc, f"http://127.0.0.1:{port}", log_path)
+    cert = args[args.index("--ssl-cert-file") + 1] if "--ssl-cert-file" in args else None
+    verify = ssl.create_default_context(cafile=cert) if cert else True
+    server = LiveServer(proc, f"{'https' if cert else 'http'}://127.0.0.1:{port}", log_path, verify)
     if wait:
         deadline = time.time() + 60
         while time.time() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
             try:
-                if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(server.url + "/health", timeout=1, verify=server.verify).status_code == 200:
                     return server
             except httpx.HTTPError:
                 pass
@@ -116,7 +120,70 @@ def small_server(tmp_path_factory):
     srv.stop()
 
 
+@pytest.fixture(scope="session")
+def capped_server(tmp_path_factory):
+    """Two slots, every generation capped at 4 tokens (-n 4): for the hostile corpus and schemathesis,
+    whose valid bodies may ask for any n_predict."""
+    srv = start_server(tmp_path_factory.mktemp("capped"), "-np", "2", "-c", "1024", "-n", "4")
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture()
 def client(server):
     with server.client() as c:
         yield c
+
+
+def self_signed_cert(directory) -> tuple[str, str]:
+    """A throwaway self-signed certificate for 127.0.0.1 / localhost: (cert path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(str(directory), "cert.pem"), os.path.join(str(directory), "key.pem")
+    with open(cert_path, "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def app_routes() -> list[tuple[str, str, dict]]:
+    """(method, path, OpenAPI operation) for every route of the app, read from the app itself, so the
+    tests that walk them (auth, hostile input, schemathesis) cover routes added later unchanged."""
+    return [
+        (method.upper(), path, operation)
+        for path, item in sorted(app_openapi()["paths"].items())
+        for method, operation in sorted(item.items())
+    ]
+
+
+def app_openapi() -> dict:
+    from llamaserve.api.app import create_app
+    from llamaserve.config import Config
+
+    return create_app(Config(model=MODEL)).openapi()
+
+
+def fill_path(path: str, value: str = "0") -> str:
+    """/slots/{id_slot} -> /slots/0"""
+    import re
+
+    return re.sub(r"\{[^}]+\}", value, path)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import ANTHROPIC_ERROR_TYPES, as_server_error
 from llamaserve.api.native import read_json, stream_results
+from llamaserve.api.openapi import json_body
 from llamaserve.api.openai import collect, prepare_chat
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
@@ -18,7 +19,7 @@ from llamaserve.protocol import anthropic, openai
 router = APIRouter()
 
 
-@router.post("/v1/messages")
+@router.post("/v1/messages", openapi_extra=json_body(anthropic.MessagesRequest))
 async def messages(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     chat = anthropic.to_chat_request(await read_json(request))
@@ -36,10 +37,11 @@ async def messages(request: Request) -> Response:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
                   events: anthropic.MessageEvents) -> AsyncIterator[bytes]:
+    results = stream_results(request, tasks, [])  # a refusal raises here, before any event
     for name, data in events.start():
         yield sse_event(name, data)
     output = plan.output()
-    async for r in stream_results(request, tasks, []):
+    async for r in results:
         if r.error is not None:
             err = as_server_error(r.error)
             body = {"type": "error", "error": {"type": ANTHROPIC_ERROR_TYPES.get(err.status, "api_error"), "message": err.message}}
@@ -53,7 +55,7 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
             yield sse_event(name, data)
 
 
-@router.post("/v1/messages/count_tokens")
+@router.post("/v1/messages/count_tokens", openapi_extra=json_body(anthropic.CountTokensRequest))
 async def count_tokens(request: Request) -> Response:
     chat = anthropic.to_chat_request(await read_json(request), count_only=True)
     _, tasks = prepare_chat(request, chat)

@@ -1,4 +1,4 @@
-"""The HTTP application: routers, error mapping, the loading gate and request logging."""
+"""The HTTP application: routers, error mapping, access control, limits, the loading gate and request logging."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import time
 from fastapi import FastAPI
 
 from llamaserve.api import anthropic, embeddings, errors, infill, native, ollama, openai, responses, webui
+from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
+from llamaserve.api.limits import BodyLimit
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
 from llamaserve.errors import Unavailable
@@ -21,19 +23,34 @@ log = logging.getLogger("llamaserve.http")
 _ALWAYS_OPEN = {"/health", "/v1/health", "/models", "/v1/models", "/api/tags", "/api/version"}
 
 
-class RequestLog:
-    """Pure ASGI middleware: one log line per request; 503 for model routes while loading."""
+class LoadingGate:
+    """Pure ASGI middleware: 503 for model routes while the model loads."""
 
     def __init__(self, app, bridge: EngineBridge):
         self.app = app
         self.bridge = bridge
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not self.bridge.scheduler.ready.is_set():
+            path = scope["path"]
+            if path not in _ALWAYS_OPEN and not webui.is_public_path(path):
+                return await errors.error_response(Unavailable("Loading model"), path)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class RequestLog:
+    """Pure ASGI middleware: one log line per request.
+
+    The line holds the method, path (never the query string), status, time and the
+    token counts a route noted; never headers (API keys) or body text (prompts)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
-        if path not in _ALWAYS_OPEN and not webui.is_public_path(path) and not self.bridge.scheduler.ready.is_set():
-            return await errors.error_response(Unavailable("Loading model"), path)(scope, receive, send)
         t0 = time.perf_counter()
         status = [0]
 
@@ -65,6 +82,7 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
         finally:
             await asyncio.to_thread(bridge.scheduler.stop)
 
+    # No /docs or /openapi.json route: the schema is built in-process (tests, tooling) with app.openapi().
     app = FastAPI(title="llamaserve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     app.state.bridge = bridge
@@ -77,5 +95,10 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(embeddings.router)
     app.include_router(infill.router)
     app.include_router(webui.router)
-    app.add_middleware(RequestLog, bridge=bridge)
+    # Outermost last: every request is logged, then CORS/keys, then the body limit, then the loading gate.
+    # Being middleware, they apply to every route, including routers added later.
+    app.add_middleware(LoadingGate, bridge=bridge)
+    app.add_middleware(BodyLimit, limit=config.max_body_size)
+    app.add_middleware(AccessControl, config=config)
+    app.add_middleware(RequestLog)
     return app

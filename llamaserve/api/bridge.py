@@ -12,6 +12,7 @@ from typing import AsyncIterator
 
 from starlette.requests import Request
 
+from llamaserve.api import limits
 from llamaserve.engine import Result, Scheduler, Task
 from llamaserve.errors import ServerError, Unavailable
 
@@ -43,8 +44,18 @@ class EngineBridge:
         for t in tasks:
             self.scheduler.validate(t)
 
-    async def run(self, request: Request, tasks: list[Task]) -> AsyncIterator[Result]:
-        """Submit tasks and yield their Results as they come; cancels them if the client goes away."""
+    def run(self, request: Request, tasks: list[Task]) -> AsyncIterator[Result]:
+        """Check the request limits now (raising a 4xx/503 ServerError), then return an iterator that
+        submits the tasks and yields their Results as they come, cancelling them if the client goes away.
+
+        Call it before starting a streamed response, so a refusal is a proper HTTP status rather
+        than an error event in a 200 stream."""
+        config = self.scheduler.config
+        limits.check_tasks(config, tasks)
+        limits.check_queue(config, self.scheduler, len(tasks))
+        return self._run(request, tasks)
+
+    async def _run(self, request: Request, tasks: list[Task]) -> AsyncIterator[Result]:
         channel = _Channel()
         for t in tasks:
             t.sink = channel.put

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
+from llamaserve.api.openapi import json_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task, grammar_compiles
@@ -55,8 +56,8 @@ async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
-@router.post("/completion")
-@router.post("/completions")
+@router.post("/completion", openapi_extra=json_body(native.CompletionRequest))
+@router.post("/completions", openapi_extra=json_body(native.CompletionRequest))
 async def completion(request: Request) -> Response:
     _bridge(request).model  # 503 while loading, before the body is read
     return await complete(request, native.parse_request(await read_json(request)))
@@ -114,11 +115,18 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req
             yield sse_data(native.partial_json(r, True))
 
 
-async def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
+def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
     """Results of a streamed request as they come, ending after an error or quietly when the client
-    leaves; final Results are collected into `finals` and noted for the log line."""
+    leaves; final Results are collected into `finals` and noted for the log line.
+
+    The request limits are checked at the call (EngineBridge.run raises): call it before the first
+    thing a stream yields, so that sse_response can still answer a refusal with its status."""
+    return _results(request, request.app.state.bridge.run(request, tasks), finals)
+
+
+async def _results(request: Request, results: AsyncIterator[Result], finals: list[Result]) -> AsyncIterator[Result]:
     try:
-        async for r in request.app.state.bridge.run(request, tasks):
+        async for r in results:
             if r.done:
                 finals.append(r)
             yield r
@@ -144,28 +152,17 @@ def note_results(request: Request, results) -> None:
 
 # --- tokenizer ---
 
-@router.post("/tokenize")
+@router.post("/tokenize", openapi_extra=json_body(native.TokenizeRequest))
 async def tokenize(request: Request) -> Response:
     model = _bridge(request).model
-    body = await read_json_object(request)
-    content = body.get("content", "")
-    add_special = body.get("add_special", False)
-    parse_special = body.get("parse_special", True)
-    with_pieces = body.get("with_pieces", False)
-    for name, value in (("add_special", add_special), ("parse_special", parse_special), ("with_pieces", with_pieces)):
-        if not isinstance(value, bool):
-            raise InvalidRequest(f'"{name}" must be a boolean')
+    req = native.parse_model(native.TokenizeRequest, await read_json(request))
 
     def tok(text: str, first: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special and first, parse_special=parse_special)
+        return model.tokenize(text, add_special=req.add_special and first, parse_special=req.parse_special)
 
-    if isinstance(content, str):
-        tokens = tok(content, True)
-    elif isinstance(content, list):
-        tokens = native.tokenize_mixed(content, tok)
-    else:
-        raise InvalidRequest('"content" must be a string or an array of tokens and strings')
-    if not with_pieces:
+    content = req.content
+    tokens = tok(content, True) if isinstance(content, str) else native.tokenize_mixed(content, tok)
+    if not req.with_pieces:
         return json_response({"tokens": tokens})
     out = []
     for t in tokens:
@@ -177,13 +174,10 @@ async def tokenize(request: Request) -> Response:
     return json_response({"tokens": out})
 
 
-@router.post("/detokenize")
+@router.post("/detokenize", openapi_extra=json_body(native.DetokenizeRequest))
 async def detokenize(request: Request) -> Response:
     model = _bridge(request).model
-    body = await read_json_object(request)
-    tokens = body.get("tokens", [])
-    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
-        raise InvalidRequest('"tokens" must be an array of token ids')
+    tokens = native.parse_model(native.DetokenizeRequest, await read_json(request)).tokens
     bad = [t for t in tokens if not model.valid_token(t)]
     if bad:
         raise InvalidRequest(f"invalid token id {bad[0]} (vocabulary has {model.n_vocab} tokens)")
@@ -223,7 +217,7 @@ async def props(request: Request) -> Response:
     })
 
 
-@router.post("/props")
+@router.post("/props", openapi_extra=json_body(native.PropsRequest))
 async def set_props(request: Request) -> Response:
     raise NotSupported("This server does not support changing global properties. Start it with `--props`")
 

@@ -14,7 +14,8 @@ from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error
 from llamaserve.api.native import check_grammar, note, read_json_object, stream_results
 from llamaserve.api.openai import collect, formatter, prepare_chat
-from llamaserve.api.sse import json_response
+from llamaserve.api.openapi import JsonObject, json_body
+from llamaserve.api.sse import FirstChunkFirst, json_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
 from llamaserve.errors import InvalidRequest, NotSupported
@@ -61,7 +62,7 @@ async def ps(request: Request) -> Response:
     return json_response({"models": [entry]})
 
 
-@router.post("/api/show")
+@router.post("/api/show", openapi_extra=json_body(JsonObject))
 async def show(request: Request) -> Response:
     await read_json_object(request)  # any name: a single-model server answers for its model, as /api/chat does
     model = request.app.state.bridge.model
@@ -84,7 +85,7 @@ async def show(request: Request) -> Response:
     })
 
 
-@router.post("/api/chat")
+@router.post("/api/chat", openapi_extra=json_body(ollama.ChatRequest))
 async def chat(request: Request) -> Response:
     t0 = time.perf_counter()
     body = await read_json_object(request)
@@ -124,7 +125,7 @@ async def _chat_stream(request: Request, tasks: list[Task], plan: openai.Plan, n
             yield _line(ollama.chat_chunk(name, message, True, done_reason=ollama.done_reason(r), **ollama.stats(r, t0)))
 
 
-@router.post("/api/generate")
+@router.post("/api/generate", openapi_extra=json_body(ollama.GenerateRequest))
 async def generate(request: Request) -> Response:
     t0 = time.perf_counter()
     body = await read_json_object(request)
@@ -232,7 +233,7 @@ def _log_notes(request: Request, notes: list[str]) -> None:
 
 
 def _ndjson(lines: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(lines, media_type=NDJSON)
+    return FirstChunkFirst(lines, media_type=NDJSON)
 
 
 @router.post("/api/embed")

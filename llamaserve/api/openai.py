@@ -13,6 +13,7 @@ from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.chat_format import ChatFormatter
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.native import check_grammar, note_results, read_json, stream_results
+from llamaserve.api.openapi import json_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -64,7 +65,7 @@ def _plan_chat(request: Request, body: Any) -> openai.Plan:
     return openai.plan_chat(body, chat_setup(request))
 
 
-@router.post("/apply-template")
+@router.post("/apply-template", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def apply_template(request: Request) -> Response:
     plan = _plan_chat(request, await read_json(request))
     return json_response({"prompt": plan.prompt_text})
@@ -88,8 +89,8 @@ def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
     return plan, tasks
 
 
-@router.post("/v1/chat/completions")
-@router.post("/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=json_body(openai.ChatCompletionRequest))
+@router.post("/chat/completions", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     plan, tasks = prepare_chat(request, await read_json(request))
@@ -117,7 +118,7 @@ async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task]
     yield DONE
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", openapi_extra=json_body(openai.CompletionsRequest))
 async def completions(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     config: Config = request.app.state.config

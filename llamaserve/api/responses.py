@@ -10,6 +10,7 @@ from starlette.responses import Response
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.native import read_json, stream_results
+from llamaserve.api.openapi import json_body
 from llamaserve.api.openai import collect, prepare_chat
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
@@ -18,8 +19,8 @@ from llamaserve.protocol import openai, responses
 router = APIRouter()
 
 
-@router.post("/v1/responses")
-@router.post("/responses")
+@router.post("/v1/responses", openapi_extra=json_body(responses.ResponsesRequest))
+@router.post("/responses", openapi_extra=json_body(responses.ResponsesRequest))
 async def create_response(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     req, chat = responses.to_chat_request(await read_json(request))
@@ -36,10 +37,11 @@ async def create_response(request: Request) -> Response:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
                   events: responses.ResponseEvents) -> AsyncIterator[bytes]:
+    results = stream_results(request, tasks, [])  # a refusal raises here, before any event
     for e in events.start():
         yield sse_event(e["type"], e)
     output = plan.output()
-    async for r in stream_results(request, tasks, []):
+    async for r in results:
         if r.error is not None:
             err = error_body(as_server_error(r.error))["error"]
             yield sse_event("error", {"type": "error", "sequence_number": events.seq, "code": str(err["code"]),
@@ -53,16 +55,16 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
             yield sse_event(e["type"], e)
 
 
-@router.post("/v1/responses/input_tokens")
-@router.post("/responses/input_tokens")
+@router.post("/v1/responses/input_tokens", openapi_extra=json_body(responses.InputTokensRequest))
+@router.post("/responses/input_tokens", openapi_extra=json_body(responses.InputTokensRequest))
 async def response_input_tokens(request: Request) -> Response:
     _, chat = responses.to_chat_request(await read_json(request), count_only=True)
     _, tasks = prepare_chat(request, chat)
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})
 
 
-@router.post("/v1/chat/completions/input_tokens")
-@router.post("/chat/completions/input_tokens")
+@router.post("/v1/chat/completions/input_tokens", openapi_extra=json_body(openai.ChatCompletionRequest))
+@router.post("/chat/completions/input_tokens", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def chat_input_tokens(request: Request) -> Response:
     _, tasks = prepare_chat(request, await read_json(request))
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})

@@ -17,6 +17,14 @@ from llamaserve.errors import InvalidRequest
 
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
+# libllama parses and walks grammars recursively, one C stack frame per nesting level; a
+# bounded grammar length bounds that depth (the scheduler thread's stack has room for it).
+MAX_GRAMMAR_CHARS = 256 << 10
+
+
+class NoTokenAllowed(InvalidRequest):
+    """The chain left no token to sample (e.g. a finished grammar with ignore_eos)."""
+
 
 def grammar_compiles(model, grammar: str, root: str = "root") -> bool:
     """Whether libllama accepts `grammar` for this model's vocabulary (compiled, then freed).
@@ -58,6 +66,8 @@ class SamplerChain:
             self._add(ll.llama_sampler_init_greedy())
             return
         if p.grammar:
+            if len(p.grammar) > MAX_GRAMMAR_CHARS:
+                raise InvalidRequest(f"grammar too long: {len(p.grammar)} characters, the limit is {MAX_GRAMMAR_CHARS}")
             grammar = _grammar_sampler(model, p)
             if not grammar:
                 raise InvalidRequest("failed to parse grammar")
@@ -84,13 +94,14 @@ class SamplerChain:
 
         for name in p.samplers:
             if name == "penalties":
-                last_n = model.n_ctx_slot if p.repeat_last_n == -1 else p.repeat_last_n
+                # libllama allocates a ring buffer of last_n tokens: never more than a slot can hold
+                last_n = model.n_ctx_slot if p.repeat_last_n == -1 else min(p.repeat_last_n, model.n_ctx_slot)
                 self._add(ll.llama_sampler_init_penalties(self.n_vocab, last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
             elif name == "dry":
                 breakers = [b.encode() for b in p.dry_sequence_breakers]
                 c_breakers = (ctypes.c_char_p * max(1, len(breakers)))(*breakers)
                 self._keep.append(c_breakers)
-                last_n = model.n_ctx_slot if p.dry_penalty_last_n == -1 else p.dry_penalty_last_n
+                last_n = model.n_ctx_slot if p.dry_penalty_last_n == -1 else min(p.dry_penalty_last_n, model.n_ctx_slot)
                 self._add(ll.llama_sampler_init_dry(
                     model.vocab, p.dry_multiplier, p.dry_base, p.dry_allowed_length,
                     last_n, c_breakers, len(breakers)))
@@ -127,16 +138,18 @@ class SamplerChain:
 
     def sample(self, ctx, idx: int) -> tuple[int, TokenProb | None]:
         """Sample the token at batch index `idx` (and accept it into the chain)."""
-        if self.params.n_probs <= 0:
-            return ll.llama_sampler_sample(self.ptr, ctx, idx), None
-        logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
-        if not self.params.post_sampling_probs:
-            lse = _logsumexp(logits)
-            token = ll.llama_sampler_sample(self.ptr, ctx, idx)
-            n = min(self.params.n_probs, self.n_vocab)
-            top = np.argpartition(-logits, n - 1)[:n]
-            top = top[np.argsort(-logits[top], kind="stable")]
-            return token, self._prob(token, float(logits[token] - lse), top, logits[top] - lse)
+        p = self.params
+        if not p.grammar:
+            if p.n_probs <= 0:
+                return ll.llama_sampler_sample(self.ptr, ctx, idx), None
+            if not p.post_sampling_probs:
+                logits = self._logits(ctx, idx)
+                token = ll.llama_sampler_sample(self.ptr, ctx, idx)
+                return token, self._pre_sampling_prob(token, logits)
+        # With a grammar the chain is applied and the choice checked before it is accepted:
+        # libllama throws a C++ exception (which aborts the process through ctypes) when the
+        # grammar is handed a token it does not allow, which happens when it allows none.
+        logits = self._logits(ctx, idx)
         data = np.empty(self.n_vocab, dtype=_TOKEN_DATA)
         data["id"] = np.arange(self.n_vocab, dtype=np.int32)
         data["logit"] = logits
@@ -144,16 +157,33 @@ class SamplerChain:
         cur = ll.llama_token_data_array(data.ctypes.data_as(ll.llama_token_data_p), self.n_vocab, -1, False)
         ll.llama_sampler_apply(self.ptr, ctypes.byref(cur))
         kept = data[: cur.size]
-        token = int(kept["id"][cur.selected])
+        selected = cur.selected
+        if not 0 <= selected < len(kept) or not np.isfinite(kept["logit"][selected]):
+            raise NoTokenAllowed("the grammar (with the sampling settings) allows no further token")
+        token = int(kept["id"][selected])
         ll.llama_sampler_accept(self.ptr, token)
+        if p.n_probs <= 0:
+            return token, None
+        if not p.post_sampling_probs:
+            return token, self._pre_sampling_prob(token, logits)
         finite = np.isfinite(kept["logit"])
         probs = np.zeros(len(kept), dtype=np.float64)
         if finite.any():
             z = kept["logit"][finite].astype(np.float64)
             e = np.exp(z - z.max())
             probs[finite] = e / e.sum()
-        order = np.argsort(-probs, kind="stable")[: self.params.n_probs]
-        return token, self._prob(token, float(probs[cur.selected]), kept["id"][order], probs[order])
+        order = np.argsort(-probs, kind="stable")[: p.n_probs]
+        return token, self._prob(token, float(probs[selected]), kept["id"][order], probs[order])
+
+    def _logits(self, ctx, idx: int) -> np.ndarray:
+        return np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
+
+    def _pre_sampling_prob(self, token: int, logits: np.ndarray) -> TokenProb:
+        lse = _logsumexp(logits)
+        n = min(self.params.n_probs, self.n_vocab)
+        top = np.argpartition(-logits, n - 1)[:n]
+        top = top[np.argsort(-logits[top], kind="stable")]
+        return self._prob(token, float(logits[token] - lse), top, logits[top] - lse)
 
     def _prob(self, token: int, value: float, ids, values) -> TokenProb:
         piece = self.model.piece

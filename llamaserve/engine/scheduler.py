@@ -39,6 +39,8 @@ EMBEDDING_MODE_MESSAGE = (
     "not text generation"
 )
 
+SCHEDULER_STACK_BYTES = 128 << 20
+
 
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
@@ -108,7 +110,13 @@ class Scheduler:
     # --- called from other threads ---
 
     def start(self) -> None:
-        self._thread.start()
+        # libllama's grammar code recurses once per nesting level of a grammar: give it room
+        # (virtual memory; only the pages it touches are used). See MAX_GRAMMAR_CHARS in sampler.py.
+        previous = threading.stack_size(SCHEDULER_STACK_BYTES)
+        try:
+            self._thread.start()
+        finally:
+            threading.stack_size(previous)
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._wake:
@@ -119,13 +127,21 @@ class Scheduler:
 
     def submit(self, tasks: Iterable[Task]) -> None:
         with self._wake:
-            self._incoming.extend(tasks)
-            self._wake.notify()
+            if not self._stopping:
+                self._incoming.extend(tasks)
+                self._wake.notify()
+                return
+        # Stopped (shutdown grace ran out): nothing would ever run them.
+        self.deliver([self._error(t, Unavailable("server is shutting down")) for t in tasks])
 
     def wake(self) -> None:
         """Nudge the loop (after a cancel) so idle waits notice at once."""
         with self._wake:
             self._wake.notify()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     @property
     def n_slots(self) -> int:
@@ -169,9 +185,13 @@ class Scheduler:
                         break
                     self._waiting.extend(self._incoming)
                     self._incoming.clear()
-                self._step()
+                try:
+                    self._step()
+                except Exception as exc:  # noqa: BLE001 - a bug must fail its requests, not kill the thread
+                    log.exception("scheduler step failed")
+                    self._fail_active(ServerError(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
-            self._fail_all(ServerError("server is shutting down"))
+            self._fail_all(Unavailable("server is shutting down"))
             for slot in self.slots:
                 if slot.chain:
                     slot.chain.free()
@@ -284,6 +304,9 @@ class Scheduler:
             chain = SamplerChain(self.model, task.params)
         except ServerError as exc:
             out.append(self._error(task, exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. a value ctypes cannot pass: this request's fault
+            out.append(self._error(task, InvalidRequest(f"invalid sampling parameters: {exc}")))
             return
         chain.accept_prompt(prompt)
 
@@ -452,7 +475,12 @@ class Scheduler:
 
     def _sample(self, slot: Slot, out: list[Result]) -> None:
         task = slot.task
-        token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
+        try:
+            token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
+        except ServerError as exc:
+            out.append(self._error(task, exc, slot))
+            self._release(slot)
+            return
         slot.n_decoded += 1
         slot.next_token = token
         stop_type = "none"
@@ -542,6 +570,18 @@ class Scheduler:
         slot.state = Slot.IDLE
         slot.t_last_used = time.perf_counter()
         slot._reset_task_state()
+
+    def _fail_active(self, exc: ServerError) -> None:
+        """After an unexpected error in a step: fail the tasks in slots and forget their KV state."""
+        out = []
+        for slot in self.slots:
+            if slot.task is not None:
+                out.append(self._error(slot.task, exc, slot))
+                ll.llama_memory_seq_rm(self.model.memory, slot.id, 0, -1)
+                slot.cache.clear()
+                self._release(slot)
+        if out:
+            self.deliver(out)
 
     def _fail_all(self, exc: ServerError) -> None:
         out = [self._error(t, exc) for t in list(self._waiting) + list(self._incoming)]

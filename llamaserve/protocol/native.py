@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Union
+from typing import Annotated, Any, Callable, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, WithJsonSchema,
+)
 
 from llamaserve.config import SamplingDefaults
 from llamaserve.engine.types import DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb
@@ -17,6 +19,7 @@ from llamaserve.errors import InvalidRequest
 from llamaserve.protocol.constraints import request_grammar
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
+M = TypeVar("M", bound=BaseModel)
 
 SAMPLER_NAMES = {
     "penalties": "penalties", "dry": "dry", "top_n_sigma": "top_n_sigma", "top_k": "top_k",
@@ -30,29 +33,61 @@ _SAMPLER_LOOKUP = {k.replace("_", ""): v for k, v in SAMPLER_NAMES.items()}
 SAMPLER_CHARS = {"e": "penalties", "d": "dry", "s": "top_n_sigma", "k": "top_k", "y": "typ_p", "p": "top_p",
                  "m": "min_p", "x": "xtc", "t": "temperature", "i": "infill"}
 
-Number = Union[StrictInt, float]
+SAMPLERS_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "string", "enum": sorted(SAMPLER_NAMES)}},
+        {"type": "string", "pattern": f"^[{''.join(SAMPLER_CHARS)}]*$"},
+        {"type": "null"},
+    ],
+}
+
+INT32_MAX = 2**31 - 1
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _int(lo: int, hi: int = INT32_MAX):
+    # Integers reach C as int32: bounded here, so none is silently wrapped by ctypes.
+    return Annotated[StrictInt, Field(ge=lo, le=hi)]
+
+
+# JSON numbers (ints too, but not bools). Sampling floats become C floats: anything beyond
+# float32 would turn into inf there (and NaN in the softmax), so it is refused here.
+Number = Annotated[StrictFloat, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Unit = Annotated[StrictFloat, Field(ge=0, le=1)]
+Int32 = _int(-INT32_MAX - 1)
+
+# What "prompt" may be, for the OpenAPI schema (the code checks it in tokenize_prompts).
+_TOKENS_OR_TEXT = {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}}
+PROMPT_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        _TOKENS_OR_TEXT,
+        {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "string", "minLength": 1}, _TOKENS_OR_TEXT]}},
+    ],
+    "description": "a string, token ids, a mix of both, or an array of such prompts",
+}
 
 
 class CompletionRequest(BaseModel):
     """The native /completion body. Unknown fields are accepted (as llama-server does)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"required": ["prompt"]})
 
-    prompt: Any = None
-    n_predict: StrictInt | None = None
-    max_tokens: StrictInt | None = None
+    prompt: Annotated[Any, WithJsonSchema(PROMPT_SCHEMA)] = None
+    n_predict: _int(-1) | None = None
+    max_tokens: _int(-1) | None = None
     stream: StrictBool = False
     stop: list[StrictStr] | StrictStr | None = None
     cache_prompt: StrictBool = True
-    n_cache_reuse: StrictInt | None = None
-    id_slot: StrictInt = -1
-    n_keep: StrictInt = 0
-    t_max_predict_ms: StrictInt = -1
+    n_cache_reuse: _int(0) | None = None
+    id_slot: _int(-1) = -1
+    n_keep: _int(-1) = 0
+    t_max_predict_ms: _int(-1, 2**63 - 1) = -1
     return_tokens: StrictBool = False
     timings_per_token: StrictBool = False
-    n_probs: StrictInt = 0
+    n_probs: _int(0) = 0
     post_sampling_probs: StrictBool = False
-    samplers: list[StrictStr] | StrictStr | None = None
+    samplers: Annotated[list[StrictStr] | StrictStr | None, WithJsonSchema(SAMPLERS_SCHEMA)] = None
     logit_bias: Any = None
     grammar: StrictStr = ""
     json_schema: Any = None
@@ -62,28 +97,53 @@ class CompletionRequest(BaseModel):
     temperature: Number | None = None
     dynatemp_range: Number = 0.0
     dynatemp_exponent: Number = 1.0
-    top_k: StrictInt | None = None
-    top_p: Number | None = None
-    min_p: Number | None = None
+    top_k: Int32 | None = None
+    top_p: Unit | None = None
+    min_p: Unit | None = None
     typical_p: Number = 1.0
     top_n_sigma: Number = -1.0
     repeat_penalty: Number = 1.0
-    repeat_last_n: StrictInt = 64
+    repeat_last_n: _int(-1) = 64
     presence_penalty: Number = 0.0
     frequency_penalty: Number = 0.0
     dry_multiplier: Number = 0.0
     dry_base: Number = 1.75
-    dry_allowed_length: StrictInt = 2
-    dry_penalty_last_n: StrictInt = -1
+    dry_allowed_length: _int(0) = 2
+    dry_penalty_last_n: _int(-1) = -1
     dry_sequence_breakers: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_DRY_BREAKERS))
-    xtc_probability: Number = 0.0
-    xtc_threshold: Number = 0.1
-    mirostat: StrictInt = 0
+    xtc_probability: Unit = 0.0
+    xtc_threshold: Unit = 0.1
+    mirostat: _int(0, 2) = 0
     mirostat_tau: Number = 5.0
     mirostat_eta: Number = 0.1
-    seed: StrictInt | None = None
-    min_keep: StrictInt = 0
+    seed: _int(-(2**63), 2**64 - 1) | None = None
+    min_keep: _int(0) = 0
     ignore_eos: StrictBool = False
+
+
+class TokenizeRequest(BaseModel):
+    """The /tokenize body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    content: StrictStr | list[Union[StrictInt, StrictStr]] = ""
+    add_special: StrictBool = False
+    parse_special: StrictBool = True
+    with_pieces: StrictBool = False
+
+
+class DetokenizeRequest(BaseModel):
+    """The /detokenize body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tokens: list[StrictInt] = Field(default_factory=list)
+
+
+class PropsRequest(BaseModel):
+    """The POST /props body (global properties; not supported: answered 501)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 _SHARED_SAMPLING_FIELDS = tuple(
@@ -99,13 +159,18 @@ def validation_message(exc: ValidationError) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
-def parse_request(body: Any) -> CompletionRequest:
+def parse_model(model: type[M], body: Any) -> M:
+    """Validate a decoded JSON body against a request model; errors are 400 invalid_request_error."""
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     try:
-        return CompletionRequest.model_validate(body)
+        return model.model_validate(body)
     except ValidationError as exc:
         raise InvalidRequest(validation_message(exc)) from None
+
+
+def parse_request(body: Any) -> CompletionRequest:
+    return parse_model(CompletionRequest, body)
 
 
 # --- prompts ---
@@ -201,7 +266,7 @@ def parse_logit_bias(value: Any, tokenize: Tokenize, n_vocab: int) -> list[tuple
     for key, bias in pairs:
         if bias is False:
             b = -math.inf
-        elif isinstance(bias, (int, float)) and not isinstance(bias, bool):
+        elif isinstance(bias, (int, float)) and not isinstance(bias, bool) and -FLOAT32_MAX <= bias <= FLOAT32_MAX:
             b = float(bias)
         else:
             raise InvalidRequest(f'"logit_bias" value for {key!r} must be a number or false')

@@ -15,6 +15,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from llamaserve.api.access import AccessControl
 from llamaserve.api import errors, webui
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
@@ -114,9 +115,10 @@ def create_router_app(config: Config) -> FastAPI:
     app = FastAPI(title="llamaserve router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     errors.install(app)
-    # HOOK(access): API keys and CORS are checked here, at the router, by the same ASGI middleware that
-    # api/app.py installs (add it here once it exists). Children get the same keys on their command line
-    # (config.child_flags) and proxied requests carry the client's own Authorization / x-api-key headers.
+    # API keys and CORS are checked here, at the router, by the same middleware as a single-model server.
+    # Children get the same keys on their command line (config.child_flags), and proxied requests carry
+    # the client's own Authorization / x-api-key headers.
+    app.add_middleware(AccessControl, config=config)
 
     # The chat page is the router's own (its model picker lists /v1/models and loads with /models/load):
     # opening it must not load a model.

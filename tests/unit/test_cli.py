@@ -92,6 +92,62 @@ def test_without_a_model_it_is_a_router_over_the_bundled_model():
     assert not parse_args([], environ={"LLAMA_ARG_MODEL": MODEL}).router_mode
 
 
+def test_access_and_limit_flags(tmp_path):
+    keyfile = tmp_path / "keys.txt"
+    keyfile.write_text("# ops keys\nsk-file-1\n\n  sk-file-2  \r\n")
+    c = parse("--api-key", "sk-a,sk-b", "--api-key", '"sk,c"', "--api-key-file", str(keyfile),
+              "--cors-origins", "localhost", "--no-cors-credentials", "--max-body-size", "64K", "--max-queue", "3",
+              "--max-prompts", "8", "--max-n-probs", "5", "--shutdown-grace", "2.5")
+    assert c.api_keys == ["sk-a", "sk-b", "sk,c", "sk-file-1", "sk-file-2"]
+    assert (c.cors_origins, c.cors_credentials, c.cors_methods, c.cors_headers) == ("localhost", False, "GET, POST, DELETE, OPTIONS", "*")
+    assert (c.max_body_size, c.max_queue, c.max_prompts, c.max_n_probs, c.shutdown_grace) == (65536, 3, 8, 5, 2.5)
+    d = parse()
+    assert (d.api_keys, d.cors_origins, d.cors_credentials, d.max_body_size, d.max_queue) == ([], "*", True, 32 << 20, 0)
+    assert parse(env={"LLAMA_API_KEY": "k1,k2"}).api_keys == ["k1", "k2"]
+    assert parse("--max-body-size", "2M").max_body_size == 2 << 20
+
+
+@pytest.mark.parametrize("argv", [["--max-body-size", "lots"], ["--max-body-size", "0"], ["--max-queue", "-1"],
+                                  ["--max-prompts", "0"], ["--shutdown-grace", "-1"]])
+def test_bad_limit_flags(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse(*argv)
+    assert capsys.readouterr().err
+
+
+def test_bad_api_key_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse("--api-key-file", str(tmp_path / "missing.txt"))
+    assert "missing.txt" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    with pytest.raises(SystemExit):
+        parse("--api-key-file", str(empty))
+    assert "no keys" in capsys.readouterr().err
+
+
+def test_tls_files_are_checked_up_front(tmp_path, capsys):
+    from tests.conftest import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    c = parse("--ssl-cert-file", cert, "--ssl-key-file", key)
+    assert c.tls and (c.ssl_cert_file, c.ssl_key_file) == (cert, key)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "other").mkdir()
+    other_key = self_signed_cert(tmp_path / "other")[1]
+    for argv, fragment in [
+        (["--ssl-cert-file", cert], "both"),
+        (["--ssl-key-file", key], "both"),
+        (["--ssl-cert-file", cert, "--ssl-key-file", str(tmp_path / "nope.pem")], "not found"),
+        (["--ssl-cert-file", cert, "--ssl-key-file", str(garbage)], "cannot use TLS"),
+        (["--ssl-cert-file", str(garbage), "--ssl-key-file", key], "cannot use TLS"),
+        (["--ssl-cert-file", cert, "--ssl-key-file", other_key], "cannot use TLS"),  # a key that does not match
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            parse(*argv)
+        assert exc.value.code != 0
+        assert fragment in capsys.readouterr().err, argv
 def test_webui_switch():
     assert parse().webui is True
     assert parse("--no-webui").webui is False and parse("--no-ui").webui is False
