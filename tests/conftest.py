@@ -40,6 +40,12 @@ def shared_model(name: str) -> str:
     return str(SHARED_MODELS / name)
 
 
+# For the servers that take many requests: one compute thread. On a machine whose cores are
+# oversubscribed (CI runners, parallel test sessions) ggml's worker threads wait on each other and
+# a decode step can take 100x longer with -t 2 than with -t 1.
+ONE_THREAD = ("-t", "1")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -122,9 +128,9 @@ def small_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def capped_server(tmp_path_factory):
-    """Two slots, every generation capped at 4 tokens (-n 4): for the hostile corpus and schemathesis,
+    """Four slots, every generation capped at 4 tokens (-n 4): for the hostile corpus and schemathesis,
     whose valid bodies may ask for any n_predict."""
-    srv = start_server(tmp_path_factory.mktemp("capped"), "-np", "2", "-c", "1024", "-n", "4")
+    srv = start_server(tmp_path_factory.mktemp("capped"), "-np", "4", "-c", "2048", "-n", "4", *ONE_THREAD)
     yield srv
     srv.stop()
 

@@ -9,13 +9,13 @@ import pytest
 
 from tests.api.test_errors import assert_error
 from tests.api.test_server_routes import wait_idle
-from tests.conftest import start_server
+from tests.conftest import ONE_THREAD, start_server
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     srv = start_server(tmp_path_factory.mktemp("limited"), "-np", "1", "-c", "512", "--max-queue", "2",
-                       "--max-prompts", "4", "--max-n-probs", "5", "--max-body-size", "64K")
+                       "--max-prompts", "4", "--max-n-probs", "5", "--max-body-size", "64K", *ONE_THREAD)
     yield srv
     srv.stop()
 

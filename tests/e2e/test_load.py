@@ -10,11 +10,21 @@ import random
 import threading
 
 import httpx
+import pytest
 
 from tests.api.test_server_routes import wait_idle
+from tests.conftest import ONE_THREAD, start_server
 
 N_FAULT_REQUESTS = int(os.environ.get("LLAMASERVE_FAULT_REQUESTS", "240"))
 MAX_RSS_GROWTH = 48 << 20  # bytes; see the closing note of issue 9 for measured figures
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Its own 4-slot server, so that the memory figures are this module's alone."""
+    srv = start_server(tmp_path_factory.mktemp("load"), "-np", "4", "-c", "4096", *ONE_THREAD)
+    yield srv
+    srv.stop()
 
 
 def rss_bytes(pid: int) -> int:

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from tests.conftest import start_server
+from tests.conftest import ONE_THREAD, start_server
 
 
 def wait_busy(server, n: int) -> None:
@@ -47,8 +47,8 @@ def stream_events(server, body, first: threading.Event | None = None) -> list[di
 
 def test_sigterm_lets_in_flight_requests_finish(tmp_path):
     # a grace period no machine runs out of: the point is that the requests finish
-    server = start_server(tmp_path, "-np", "2", "-c", "1024", "--shutdown-grace", "600")
-    body = {"prompt": "Once upon a time", "n_predict": 48, "ignore_eos": True, "temperature": 0}
+    server = start_server(tmp_path, "-np", "2", "-c", "1024", "--shutdown-grace", "600", *ONE_THREAD)
+    body = {"prompt": "Once upon a time", "n_predict": 200, "ignore_eos": True, "temperature": 0}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         plain = pool.submit(lambda: httpx.post(server.url + "/completion", json=body, timeout=300))
         streamed = pool.submit(stream_events, server, body)
@@ -57,8 +57,8 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path):
         assert wait_refused(server)  # new connections are no longer accepted
         r = plain.result(timeout=300)
         events = streamed.result(timeout=300)
-    assert r.status_code == 200 and r.json()["tokens_predicted"] == 48
-    assert events[-1]["stop"] is True and events[-1]["tokens_predicted"] == 48
+    assert r.status_code == 200 and r.json()["tokens_predicted"] == 200
+    assert events[-1]["stop"] is True and events[-1]["tokens_predicted"] == 200
     assert server.proc.wait(60) == 0
     log = server.log()
     assert "SIGTERM: shutting down; 2 tasks in flight" in log and "llamaserve: stopped" in log
@@ -66,7 +66,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path):
 
 
 def test_sigint_after_the_grace_period_ends_requests_with_a_clean_error(tmp_path):
-    server = start_server(tmp_path, "-np", "1", "-c", "4096", "--shutdown-grace", "1")
+    server = start_server(tmp_path, "-np", "1", "-c", "4096", "--shutdown-grace", "1", *ONE_THREAD)
     long = {"prompt": "Count: 1, 2, 3,", "n_predict": 4000, "ignore_eos": True, "temperature": 0}
     generating = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

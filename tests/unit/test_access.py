@@ -23,8 +23,9 @@ async def echo(request: Request):
 
 def stub_app(**config) -> Starlette:
     cfg = Config(**config)
-    routes = [Route(p, echo, methods=["GET", "POST"]) for p in ("/health", "/v1/models", "/completion", "/props", "/api/tags")]
-    app = Starlette(routes=routes, exception_handlers={ServerError: lambda req, exc: errors.error_response(exc)})
+    paths = ("/health", "/v1/models", "/completion", "/props", "/api/tags", "/api/chat", "/v1/messages", "/", "/assets/app.js")
+    routes = [Route(p, echo, methods=["GET", "POST"]) for p in paths]
+    app = Starlette(routes=routes, exception_handlers={ServerError: lambda req, exc: errors.error_response(exc, req.url.path)})
     app.add_middleware(BodyLimit, limit=cfg.max_body_size)
     app.add_middleware(AccessControl, config=cfg)
     return app
@@ -79,6 +80,20 @@ def test_public_routes_need_no_key(keyed):
     # public means reading them: POST to the same paths (router mode's /models) needs the key
     assert_401(keyed.post("/v1/models", content=b"{}"))
     assert_401(keyed.get("/health/"))
+
+
+def test_web_ui_files_are_public(keyed):
+    for path in ("/", "/assets/app.js"):
+        assert keyed.get(path).status_code == 200
+    assert_401(keyed.post("/", content=b"{}"))
+
+
+def test_401_in_each_family_envelope(keyed):
+    r = keyed.post("/v1/messages", content=b"{}")
+    assert r.status_code == 401
+    assert r.json() == {"type": "error", "error": {"type": "authentication_error", "message": "Invalid API Key"}}
+    r = keyed.post("/api/chat", content=b"{}")
+    assert r.status_code == 401 and r.json() == {"error": "Invalid API Key"}
 
 
 def test_key_comparison_is_over_all_keys():
