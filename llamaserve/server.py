@@ -74,21 +74,11 @@ def run(config: Config) -> int:
             timer.start()
             grace_timer.append(timer)
 
-    server = _Server(uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=max(5, min(config.timeout, 3600)),
+    server = _Server(_uvicorn_config(
+        app, config,
         # A backstop for responses that do not end once the engine has stopped (a stalled client).
         # The engine finishes its current step first, which on a CPU can take a while.
         timeout_graceful_shutdown=config.shutdown_grace + _ENGINE_STOP_S,
-        ssl_keyfile=config.ssl_key_file or None,
-        ssl_certfile=config.ssl_cert_file or None,
-        lifespan="on",
     ), on_stop_signal)
     exit_code = [0]
 
@@ -120,12 +110,10 @@ def run(config: Config) -> int:
     return exit_code[0] or (0 if server.started else 1)
 
 
-def run_router(config: Config) -> int:
-    """No model of its own: child processes serve the models, this one routes (see router/)."""
-    from llamaserve.router import create_router_app
-
-    server = uvicorn.Server(uvicorn.Config(
-        create_router_app(config),
+def _uvicorn_config(app, config: Config, **extra) -> uvicorn.Config:
+    """The HTTP server settings a model server and the router share."""
+    return uvicorn.Config(
+        app,
         host=config.host,
         port=config.port,
         loop="uvloop",
@@ -133,14 +121,25 @@ def run_router(config: Config) -> int:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=max(5, min(config.timeout, 3600)),
+        ssl_keyfile=config.ssl_key_file or None,
+        ssl_certfile=config.ssl_cert_file or None,
         lifespan="on",
-    ))
+        **extra,
+    )
+
+
+def run_router(config: Config) -> int:
+    """No model of its own: child processes serve the models, this one routes (see router/)."""
+    from llamaserve.router import create_router_app
+
+    server = uvicorn.Server(_uvicorn_config(create_router_app(config), config, timeout_graceful_shutdown=config.shutdown_grace))
 
     def announce() -> None:
         while not server.started and not server.should_exit:
             time.sleep(0.05)
         if server.started:
-            log.info("router is listening on http://%s:%d", config.host, _bound_port(server, config))
+            scheme = "https" if config.tls else "http"
+            log.info("router is listening on %s://%s:%d", scheme, config.host, _bound_port(server, config))
 
     threading.Thread(target=announce, name="llamaserve-announce", daemon=True).start()
     log.info("llamaserve starting in router mode")
