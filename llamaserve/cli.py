@@ -333,6 +333,10 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
     if sampling.seed == -1:
         sampling.seed = 0xFFFFFFFF
 
+    # the HTTP side (keys, TLS) is the same in both modes
+    if config.api_key_file:
+        config.api_keys = config.api_keys + _read_key_file(parser, config.api_key_file)
+    _check_tls(parser, config)
     if config.router_mode:
         _check_router(parser, config)
         return config
@@ -350,9 +354,6 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         config.chat_template_kwargs.setdefault("enable_thinking", False)
     if config.n_ubatch > config.n_batch:
         config.n_ubatch = config.n_batch
-    if config.api_key_file:
-        config.api_keys = config.api_keys + _read_key_file(parser, config.api_key_file)
-    _check_tls(parser, config)
     return config
 
 

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
 from llamaserve.api.native import note, read_json
+from llamaserve.api.openapi import json_body
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -30,13 +31,13 @@ async def _run(request: Request, bridge: EngineBridge, tasks: list[Task]) -> lis
     return results
 
 
-@router.post("/embedding")
-@router.post("/embeddings")
+@router.post("/embedding", openapi_extra=json_body(embeddings.EmbeddingBody))
+@router.post("/embeddings", openapi_extra=json_body(embeddings.EmbeddingBody))
 async def native_embeddings(request: Request) -> Response:
     return await _embeddings(request, openai=False)
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", openapi_extra=json_body(embeddings.EmbeddingBody))
 async def openai_embeddings(request: Request) -> Response:
     return await _embeddings(request, openai=True)
 
@@ -62,10 +63,10 @@ async def _embeddings(request: Request, openai: bool) -> Response:
     return json_response(embeddings.native_embedding_response(results))
 
 
-@router.post("/rerank")
-@router.post("/reranking")
-@router.post("/v1/rerank")
-@router.post("/v1/reranking")
+@router.post("/rerank", openapi_extra=json_body(embeddings.RerankBody))
+@router.post("/reranking", openapi_extra=json_body(embeddings.RerankBody))
+@router.post("/v1/rerank", openapi_extra=json_body(embeddings.RerankBody))
+@router.post("/v1/reranking", openapi_extra=json_body(embeddings.RerankBody))
 async def rerank(request: Request) -> Response:
     bridge, config = _state(request)
     model = bridge.model

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from llamaserve.api.native import complete, read_json_object
+from llamaserve.api.openapi import json_body
 from llamaserve.errors import NotSupported
 from llamaserve.protocol import infill, native
 
 router = APIRouter()
 
 
-@router.post("/infill")
+@router.post("/infill", openapi_extra=json_body(infill.InfillBody))
 async def infill_route(request: Request) -> Response:
     bridge, config = request.app.state.bridge, request.app.state.config
     model = bridge.model

@@ -236,7 +236,7 @@ def _ndjson(lines: AsyncIterator[bytes]) -> StreamingResponse:
     return FirstChunkFirst(lines, media_type=NDJSON)
 
 
-@router.post("/api/embed")
+@router.post("/api/embed", openapi_extra=json_body(ollama.EmbedRequest))
 async def embed(request: Request) -> Response:
     t0 = time.perf_counter()
     body = await read_json_object(request)

@@ -7,6 +7,7 @@ nothing here loops over tokens in Python.
 from __future__ import annotations
 
 import ctypes
+import threading
 import math
 
 import llama_cpp.llama_cpp as ll
@@ -18,8 +19,26 @@ from llamaserve.errors import InvalidRequest
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 
 # libllama parses and walks grammars recursively, one C stack frame per nesting level; a
-# bounded grammar length bounds that depth (the scheduler thread's stack has room for it).
+# bounded grammar length bounds that depth, and every thread that compiles grammars gets a
+# stack with room for it (virtual memory: only the pages it touches are used).
 MAX_GRAMMAR_CHARS = 256 << 10
+GRAMMAR_STACK_BYTES = 128 << 20
+_stack_size_lock = threading.Lock()
+
+
+def start_with_grammar_stack(thread: threading.Thread) -> None:
+    """Start `thread` with a stack deep enough for any grammar under MAX_GRAMMAR_CHARS."""
+    with _stack_size_lock:
+        previous = threading.stack_size(GRAMMAR_STACK_BYTES)
+        try:
+            thread.start()
+        finally:
+            threading.stack_size(previous)
+
+
+def check_grammar_length(grammar: str) -> None:
+    if len(grammar) > MAX_GRAMMAR_CHARS:
+        raise InvalidRequest(f"grammar too long: {len(grammar)} characters, the limit is {MAX_GRAMMAR_CHARS}")
 
 
 class NoTokenAllowed(InvalidRequest):
@@ -29,12 +48,22 @@ class NoTokenAllowed(InvalidRequest):
 def grammar_compiles(model, grammar: str, root: str = "root") -> bool:
     """Whether libllama accepts `grammar` for this model's vocabulary (compiled, then freed).
 
-    Reads only the vocabulary, so any thread may call it: requests are checked before they are queued."""
-    sampler = ll.llama_sampler_init_grammar(model.vocab, grammar.encode(), root.encode())
-    if not sampler:
-        return False
-    ll.llama_sampler_free(sampler)
-    return True
+    Reads only the vocabulary, so any thread may call it: requests are checked before they are queued.
+    The compile runs on a thread of its own, whose stack has room for the deepest grammar allowed
+    (the caller's may not: the event loop runs on the main thread). Too long a grammar is refused."""
+    check_grammar_length(grammar)
+    compiled: list[bool] = []
+
+    def compile_once() -> None:
+        sampler = ll.llama_sampler_init_grammar(model.vocab, grammar.encode(), root.encode())
+        if sampler:
+            ll.llama_sampler_free(sampler)
+        compiled.append(bool(sampler))
+
+    thread = threading.Thread(target=compile_once, name="llamaserve-grammar-check", daemon=True)
+    start_with_grammar_stack(thread)
+    thread.join()
+    return compiled[0]
 
 
 def _grammar_sampler(model, p: SamplingParams):
@@ -66,8 +95,7 @@ class SamplerChain:
             self._add(ll.llama_sampler_init_greedy())
             return
         if p.grammar:
-            if len(p.grammar) > MAX_GRAMMAR_CHARS:
-                raise InvalidRequest(f"grammar too long: {len(p.grammar)} characters, the limit is {MAX_GRAMMAR_CHARS}")
+            check_grammar_length(p.grammar)
             grammar = _grammar_sampler(model, p)
             if not grammar:
                 raise InvalidRequest("failed to parse grammar")

@@ -25,7 +25,7 @@ from llamaserve.config import Config
 from llamaserve.engine import embeddings
 from llamaserve.engine.batch import Batch
 from llamaserve.engine.model import POOLING_IDS, Model
-from llamaserve.engine.sampler import SamplerChain
+from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
 from llamaserve.engine.text_stream import TextStream
 from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Result, Task, Timings
 from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, ServerError, Unavailable
@@ -38,8 +38,6 @@ EMBEDDING_MODE_MESSAGE = (
     "This server runs in embedding mode (--embedding): it serves /embedding, /v1/embeddings and /rerank, "
     "not text generation"
 )
-
-SCHEDULER_STACK_BYTES = 128 << 20
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -110,13 +108,8 @@ class Scheduler:
     # --- called from other threads ---
 
     def start(self) -> None:
-        # libllama's grammar code recurses once per nesting level of a grammar: give it room
-        # (virtual memory; only the pages it touches are used). See MAX_GRAMMAR_CHARS in sampler.py.
-        previous = threading.stack_size(SCHEDULER_STACK_BYTES)
-        try:
-            self._thread.start()
-        finally:
-            threading.stack_size(previous)
+        # libllama's grammar code recurses once per nesting level of a grammar (see sampler.py)
+        start_with_grammar_stack(self._thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._wake:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import array
 import base64
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema
 
 from llamaserve.engine.types import EMBEDDING, RERANK, Result, Task
 from llamaserve.errors import InvalidRequest, NotSupported
-from llamaserve.protocol.native import Tokenize, tokenize_mixed
+from llamaserve.protocol.native import PROMPT_SCHEMA, Tokenize, tokenize_mixed
 
 # (text, add_special, parse_special) -> tokens
 TokenizeText = Callable[[str, bool, bool], list[int]]
@@ -31,6 +33,21 @@ def _given(body: dict[str, Any], key: str) -> bool:
 
 
 # --- embeddings ---
+
+class EmbeddingBody(BaseModel):
+    """An embeddings request: "input" (or native "content"), a string, token ids, a mix, or an array of those.
+
+    The body's schema, for the API description; parse_embedding_request does the checking."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input: Annotated[Any, WithJsonSchema(PROMPT_SCHEMA)] = None
+    content: Annotated[Any, WithJsonSchema(PROMPT_SCHEMA)] = None
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: Annotated[StrictInt, Field(ge=1)] | None = None
+    embd_normalize: Annotated[StrictInt, Field(ge=-1)] | None = None
+    model: StrictStr | None = None
+
 
 @dataclass
 class EmbeddingRequest:
@@ -173,6 +190,22 @@ class RerankVocab:
     add_eos: bool
     add_sep: bool
     template: str = ""  # the GGUF's rerank template with {query} and {document}; "" = none
+
+
+class RerankBody(BaseModel):
+    """A rerank request: a query and the documents to score (Jina's "documents" or TEI's "texts").
+
+    The body's schema, for the API description; parse_rerank_request does the checking."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"required": ["query"]})
+
+    query: StrictStr = ""
+    documents: Annotated[list[StrictStr], Field(min_length=1)] | None = None
+    texts: Annotated[list[StrictStr], Field(min_length=1)] | None = None
+    top_n: Annotated[StrictInt, Field(ge=0)] | None = None
+    return_text: StrictBool | None = None
+    return_documents: StrictBool | None = None
+    model: StrictStr | None = None
 
 
 @dataclass

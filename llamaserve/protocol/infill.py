@@ -7,9 +7,12 @@ Pure: tokenization is passed in as a function.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
+
+from pydantic import BaseModel, ConfigDict, StrictStr, WithJsonSchema
 
 from llamaserve.errors import InvalidRequest
+from llamaserve.protocol.native import CompletionRequest
 
 # (text, add_special, parse_special) -> tokens
 TokenizeText = Callable[[str, bool, bool], list[int]]
@@ -40,6 +43,35 @@ class FimTokens:
             if token < 0:
                 parts.append(f"{name} token is missing. ")
         return "".join(parts)
+
+
+_TEXT_OR_TOKENS = {
+    "anyOf": [
+        {"type": "string"},
+        {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}]}},
+    ],
+    "description": "a string, or an array of token ids and strings",
+}
+
+
+class ExtraChunk(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    filename: StrictStr = "tmp"
+    text: StrictStr
+
+
+class InfillBody(CompletionRequest):
+    """The /infill body: the code before and after the gap, optional extra context; every /completion field.
+
+    The body's schema, for the API description; parse_infill does the checking."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"required": ["input_prefix", "input_suffix"]})
+
+    prompt: StrictStr = ""  # type: ignore[assignment]  # text that continues the prefix
+    input_prefix: Annotated[Any, WithJsonSchema(_TEXT_OR_TOKENS)] = None
+    input_suffix: Annotated[Any, WithJsonSchema(_TEXT_OR_TOKENS)] = None
+    input_extra: list[ExtraChunk] | None = None
 
 
 @dataclass

@@ -51,6 +51,18 @@ class ChatRequest(_Base):
     tools: list[dict[str, Any]] | None = None
 
 
+class EmbedRequest(BaseModel):
+    """Ollama's /api/embed body: "input" is a string or an array of strings."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"required": ["input"]})
+
+    model: StrictStr = ""
+    input: StrictStr | list[StrictStr] = ""
+    dimensions: StrictInt | None = None
+    options: dict[str, Any] | None = None
+    keep_alive: Any = None
+
+
 class GenerateRequest(_Base):
     prompt: StrictStr = ""
     suffix: StrictStr | None = None

@@ -105,6 +105,8 @@ def test_access_and_limit_flags(tmp_path):
     assert (d.api_keys, d.cors_origins, d.cors_credentials, d.max_body_size, d.max_queue) == ([], "*", True, 32 << 20, 0)
     assert parse(env={"LLAMA_API_KEY": "k1,k2"}).api_keys == ["k1", "k2"]
     assert parse("--max-body-size", "2M").max_body_size == 2 << 20
+    # router mode (no -m) guards its routes with the same keys
+    assert parse_args(["--api-key-file", str(keyfile)], environ={}).api_keys == ["sk-file-1", "sk-file-2"]
 
 
 @pytest.mark.parametrize("argv", [["--max-body-size", "lots"], ["--max-body-size", "0"], ["--max-queue", "-1"],
