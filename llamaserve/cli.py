@@ -157,8 +157,8 @@ def _reasoning_format(text: str) -> str:
 
 def _reasoning_budget(text: str) -> int:
     value = _int(text)
-    if value not in (-1, 0):
-        raise argparse.ArgumentTypeError(f"only -1 (unrestricted) and 0 (thinking off) are supported, got {value}")
+    if value < -1:
+        raise argparse.ArgumentTypeError(f"must be -1 (unrestricted), 0 (thinking off) or a number of tokens, got {value}")
     return value
 
 
@@ -234,7 +234,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--chat-template-kwargs",), "chat_template_kwargs", "JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'", _json_object, "LLAMA_CHAT_TEMPLATE_KWARGS", metavar="STRING"),
     Flag(("--prefill-assistant",), "prefill_assistant", "continue a final assistant message instead of closing it (default: enabled)", None, "LLAMA_ARG_PREFILL_ASSISTANT", ("--no-prefill-assistant",)),
     Flag(("--reasoning-format",), "reasoning_format", "where thoughts go: none (left in content), auto/deepseek (reasoning_content), deepseek-legacy (default: auto)", _reasoning_format, "LLAMA_ARG_THINK", metavar="FORMAT"),
-    Flag(("--reasoning-budget",), "reasoning_budget", "thinking budget: -1 = unrestricted, 0 = thinking off (default: -1)", _reasoning_budget, "LLAMA_ARG_THINK_BUDGET"),
+    Flag(("--reasoning-budget",), "reasoning_budget", "thinking budget in tokens: -1 = unrestricted, 0 = thinking off, N = close the thoughts after N tokens (default: -1)", _reasoning_budget, "LLAMA_ARG_THINK_BUDGET", metavar="N"),
+    Flag(("--reasoning-budget-message",), "reasoning_budget_message", "text inserted before the closing think marker when the budget runs out (default: none)", str, "LLAMA_ARG_THINK_BUDGET_MESSAGE", metavar="MESSAGE"),
     Flag(("--embedding", "--embeddings"), "embedding", "embedding-only server: /embedding(s) and /v1/embeddings; no text generation (default: disabled)", None, "LLAMA_ARG_EMBEDDINGS"),
     Flag(("--rerank", "--reranking"), "reranking", "reranking server: /rerank and aliases; implies --embedding with rank pooling (default: disabled)", None, "LLAMA_ARG_RERANKING"),
     Flag(("--pooling",), "pooling", "pooling type for embeddings: none, mean, cls, last or rank (default: the model's own)", _pooling, "LLAMA_ARG_POOLING", metavar="{none,mean,cls,last,rank}"),

@@ -88,7 +88,8 @@ class Config:
     chat_template_kwargs: dict = field(default_factory=dict)  # extra template variables for every request
     prefill_assistant: bool = True  # a final assistant message is continued, not closed
     reasoning_format: str = "auto"  # none | auto | deepseek | deepseek-legacy
-    reasoning_budget: int = -1  # -1 = unrestricted, 0 = thinking off
+    reasoning_budget: int = -1  # tokens of thinking: -1 = unrestricted, 0 = thinking off
+    reasoning_budget_message: str = ""  # said before the closing marker when the budget runs out
 
     # embeddings, reranking, infill
     embedding: bool = False  # embedding-only server (--embedding)

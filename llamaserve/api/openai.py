@@ -57,6 +57,7 @@ def chat_setup(request: Request) -> openai.ChatSetup:
             template_kwargs=config.chat_template_kwargs, reasoning_format=config.reasoning_format,
             max_n=config.slots, model_alias=config.model_alias,
             report=lambda problem: log.warning("tool call left in content: %s", problem),
+            reasoning_budget=config.reasoning_budget, reasoning_budget_message=config.reasoning_budget_message,
         )
     return setup
 

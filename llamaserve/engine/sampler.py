@@ -203,6 +203,22 @@ class SamplerChain:
         order = np.argsort(-probs, kind="stable")[: p.n_probs]
         return token, self._prob(token, float(probs[selected]), kept["id"][order], probs[order])
 
+    def force(self, ctx, idx: int, token: int) -> tuple[bool, TokenProb | None]:
+        """Emit `token` instead of sampling (a reasoning budget closing the thoughts) and accept it
+        into the chain, unless the chain's grammar refuses it: then (False, None) and nothing changed."""
+        p = self.params
+        if p.grammar:
+            one = np.zeros(1, dtype=_TOKEN_DATA)
+            one["id"] = token
+            cur = ll.llama_token_data_array(one.ctypes.data_as(ll.llama_token_data_p), 1, -1, False)
+            ll.llama_sampler_apply(self.ptr, ctypes.byref(cur))
+            if cur.size != 1 or not np.isfinite(one["logit"][0]):
+                return False, None
+        ll.llama_sampler_accept(self.ptr, token)
+        if p.n_probs <= 0:
+            return True, None
+        return True, self._pre_sampling_prob(token, self._logits(ctx, idx))
+
     def _logits(self, ctx, idx: int) -> np.ndarray:
         return np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx, idx), shape=(self.n_vocab,))
 

@@ -25,6 +25,7 @@ from llamaserve.config import Config
 from llamaserve.engine import embeddings
 from llamaserve.engine.batch import Batch
 from llamaserve.engine.model import POOLING_IDS, Model
+from llamaserve.engine.reasoning_budget import ReasoningBudget
 from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
 from llamaserve.engine.text_stream import TextStream
 from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Result, Task, Timings
@@ -64,6 +65,7 @@ class Slot:
 
     def _reset_task_state(self) -> None:
         self.chain: SamplerChain | None = None
+        self.budget: ReasoningBudget | None = None
         self.text: TextStream | None = None
         self.prompt_np = np.zeros(0, dtype=np.int32)
         self.n_prompt = 0
@@ -316,6 +318,7 @@ class Scheduler:
         slot.task = task
         slot.state = Slot.PROMPT
         slot.chain = chain
+        slot.budget = ReasoningBudget(task.params.reasoning) if task.params.reasoning else None
         slot.text = TextStream(list(task.stop))
         slot.prompt_np = np.asarray(prompt, dtype=np.int32)
         slot.n_prompt = len(prompt)
@@ -468,12 +471,23 @@ class Scheduler:
 
     def _sample(self, slot: Slot, out: list[Result]) -> None:
         task = slot.task
+        budget = slot.budget
         try:
-            token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
+            forced = budget.forced() if budget else None
+            if forced is not None:
+                emitted, prob = slot.chain.force(self.model.ctx, slot.i_batch, forced)
+                if emitted:
+                    token = forced
+                else:
+                    budget.stop_forcing()
+            if forced is None or not emitted:
+                token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
         except ServerError as exc:
             out.append(self._error(task, exc, slot))
             self._release(slot)
             return
+        if budget:
+            budget.feed(token)
         slot.n_decoded += 1
         slot.next_token = token
         stop_type = "none"

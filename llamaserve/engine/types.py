@@ -19,6 +19,17 @@ RERANK = "rerank"  # the relevance score of a reranker's (query, document) promp
 TASK_KINDS = (COMPLETION, EMBEDDING, RERANK)
 
 
+@dataclass(frozen=True)
+class BudgetSpec:
+    """A reasoning budget (engine/reasoning_budget.py): the limit and the marker token sequences."""
+
+    tokens: int  # budget: the most tokens inside the think block (>= 0)
+    start: tuple[int, ...]  # the opening marker
+    end: tuple[int, ...]  # the closing marker
+    forced: tuple[int, ...]  # what is forced when the budget runs out (message + closing marker)
+    open_in_prompt: bool = False  # the prompt ends inside the think block (the template opened it)
+
+
 @dataclass
 class SamplingParams:
     temperature: float = 0.8
@@ -53,6 +64,7 @@ class SamplingParams:
     grammar: str = ""
     grammar_lazy: bool = False  # the grammar engages only once a trigger pattern matches the output
     grammar_triggers: list[str] = field(default_factory=list)  # regexes; the first group starts the grammar
+    reasoning: BudgetSpec | None = None  # cap on the tokens spent thinking
 
     @property
     def is_greedy(self) -> bool:

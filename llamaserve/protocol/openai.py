@@ -15,9 +15,9 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
 from llamaserve.chat import TemplateCaps
 from llamaserve.chat.formats import ChatFormat
@@ -25,7 +25,7 @@ from llamaserve.chat.output import REASONING_FORMATS, OutputParser
 from llamaserve.chat.tool_grammar import ToolGrammar
 from llamaserve.config import SamplingDefaults
 from llamaserve.grammar import SchemaError, schema_to_gbnf
-from llamaserve.engine.types import RANDOM_SEED, Result, Task, TokenProb
+from llamaserve.engine.types import RANDOM_SEED, BudgetSpec, Result, Task, TokenProb
 from llamaserve.errors import InvalidRequest
 from llamaserve.protocol import native
 
@@ -71,6 +71,11 @@ class ChatCompletionRequest(_Common):
     parallel_tool_calls: StrictBool | None = None
     chat_template_kwargs: dict[str, Any] | None = None
     add_generation_prompt: StrictBool = True
+    # llama-server's reasoning budget: -1 = the server's --reasoning-budget
+    reasoning_budget_tokens: Annotated[StrictInt, Field(ge=-1)] | None = None
+    thinking_budget_tokens: Annotated[StrictInt, Field(ge=-1)] | None = None
+    reasoning_budget_message: StrictStr | None = None
+    reasoning_effort: StrictStr | None = None  # "none" turns thinking off; others are handed to the template
 
 
 class CompletionsRequest(_Common):
@@ -85,7 +90,8 @@ class CompletionsRequest(_Common):
 _CHAT_ONLY = {
     "messages", "n", "stream_options", "max_completion_tokens", "logprobs", "top_logprobs", "response_format",
     "tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs", "add_generation_prompt", "user",
-    "model", "prompt",
+    "model", "prompt", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message",
+    "reasoning_effort",
 }
 _COMPLETIONS_ONLY = {"n", "stream_options", "echo", "suffix", "logprobs", "best_of", "user", "model"}
 
@@ -164,6 +170,18 @@ class Plan:
     echo: bool = False
     output: Callable[[], Any] = PlainOutput  # makes the parser of one choice's generated text
     tool_grammar: ToolGrammar | None = None  # constrains tool calls (set on the tasks, not a request field)
+    budget: ReasoningBudgetText | None = None  # caps the tokens spent thinking
+
+
+@dataclass(frozen=True)
+class ReasoningBudgetText:
+    """A reasoning budget as text; the engine side tokenizes the markers (see build_tasks)."""
+
+    tokens: int
+    start: str  # the family's opening marker
+    end: str  # its closing marker
+    message: str  # said before the closing marker when the budget runs out
+    open_in_prompt: bool  # the generation prompt opened the think block
 
 
 def _check_n(n: int, max_n: int) -> None:
@@ -249,7 +267,13 @@ def _tool_calls_for_template(calls: Any, i: int) -> list[dict[str, Any]]:
 
 
 def render_prompt(req: ChatCompletionRequest, messages: list[dict[str, Any]], tools: list[dict] | None, setup: "ChatSetup") -> str:
-    kwargs = {**setup.template_kwargs, **(req.chat_template_kwargs or {})}
+    # as llama-server: thinking is on unless turned off (templates that check `enable_thinking`
+    # see it set), and reasoning_effort "none" turns it off; other efforts reach the template
+    kwargs = {"enable_thinking": True, **setup.template_kwargs, **(req.chat_template_kwargs or {})}
+    if req.reasoning_effort == "none":
+        kwargs["enable_thinking"] = False
+    elif req.reasoning_effort:
+        kwargs["reasoning_effort"] = req.reasoning_effort
     last = messages[-1]
     if setup.prefill_assistant and last["role"] == "assistant" and not last.get("tool_calls"):
         if len(messages) >= 2 and messages[-2]["role"] == "assistant":
@@ -293,6 +317,8 @@ class ChatSetup:
     max_n: int
     model_alias: str
     report: Callable[[str], None] = lambda problem: None  # why generated markup was not taken as a tool call
+    reasoning_budget: int = -1  # --reasoning-budget: -1 unrestricted
+    reasoning_budget_message: str = ""  # --reasoning-budget-message
 
 
 def _tool_choice(req: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -379,8 +405,21 @@ def plan_chat(body: Any, setup: ChatSetup) -> Plan:
     return Plan(
         native=native.parse_request(fields), n=req.n, stream=req.stream, include_usage=include_usage,
         logprobs=logprobs, model=req.model or setup.model_alias, prompt_text=prompt_text, output=output,
-        tool_grammar=grammar,
+        tool_grammar=grammar, budget=_reasoning_budget(req, setup, prompt_text, user_grammar or schema is not None),
     )
+
+
+def _reasoning_budget(req: ChatCompletionRequest, setup: ChatSetup, prompt: str, constrained: bool) -> ReasoningBudgetText | None:
+    """The request's budget (reasoning_budget_tokens, else thinking_budget_tokens, -1 = the server's),
+    for a family with think markers. Not under a grammar of the client's: forcing the closing marker
+    would fight it (the tool-call grammars allow the think block)."""
+    tokens = next((v for v in (req.reasoning_budget_tokens, req.thinking_budget_tokens) if v is not None and v != -1),
+                  setup.reasoning_budget)
+    fmt = setup.format
+    if tokens < 0 or constrained or not (fmt.reasoning_start and fmt.reasoning_close):
+        return None
+    message = req.reasoning_budget_message if req.reasoning_budget_message is not None else setup.reasoning_budget_message
+    return ReasoningBudgetText(tokens, fmt.reasoning_start, fmt.reasoning_close, message, fmt.thinking_open(prompt))
 
 
 def plan_completions(body: Any, *, max_n: int, model_alias: str) -> Plan:
@@ -412,6 +451,15 @@ def build_tasks(
 ) -> list[Task]:
     """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""
     tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab, cache_reuse)
+    if plan.budget is not None:
+        b = plan.budget
+
+        def markup(text: str) -> tuple[int, ...]:
+            return tuple(tokenize(text, False))
+
+        spec = BudgetSpec(b.tokens, markup(b.start), markup(b.end), markup(b.message + b.end), b.open_in_prompt)
+        for t in tasks:
+            t.params = dataclasses.replace(t.params, reasoning=spec)
     g = plan.tool_grammar
     if g is not None:
         params = dataclasses.replace(tasks[0].params, grammar=g.gbnf, grammar_lazy=g.lazy,

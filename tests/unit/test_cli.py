@@ -155,3 +155,13 @@ def test_webui_switch():
     assert parse("--no-webui").webui is False and parse("--no-ui").webui is False
     assert parse("--webui", env={"LLAMA_ARG_UI": "off"}).webui is True  # the command line wins
     assert parse(env={"LLAMA_ARG_UI": "0"}).webui is False
+
+
+def test_reasoning_budget_flags(capsys):
+    c = parse("--reasoning-budget", "64", "--reasoning-budget-message", "Time's up.")
+    assert (c.reasoning_budget, c.reasoning_budget_message) == (64, "Time's up.")
+    assert "enable_thinking" not in c.chat_template_kwargs
+    assert parse("--reasoning-budget", "0").chat_template_kwargs["enable_thinking"] is False
+    with pytest.raises(SystemExit):
+        parse("--reasoning-budget", "-2")
+    assert "reasoning-budget" in capsys.readouterr().err
