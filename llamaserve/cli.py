@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import configparser
 import csv
+import io
 import json
+import math
 import os
 import pathlib
 import ssl
@@ -13,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from llamaserve.config import KV_CACHE_TYPES, POOLING_TYPES, Config, ModelPreset, SamplingDefaults
+from llamaserve.config import KV_CACHE_TYPES, POOLING_TYPES, Config, LoraSpec, ModelPreset, SamplingDefaults
 
 TRUTHY = {"on", "enabled", "true", "1"}
 FALSEY = {"off", "disabled", "false", "0"}
@@ -130,6 +132,40 @@ def _key_list(text: str) -> list[str]:
     return [k.strip() for k in row if k.strip()]
 
 
+def _lora_files(text: str) -> list[LoraSpec]:
+    paths = _key_list(text)
+    if not paths:
+        raise argparse.ArgumentTypeError("expected a LoRA adapter file (or several, comma-separated)")
+    return [LoraSpec(p) for p in paths]
+
+
+def _lora_scaled(text: str) -> list[LoraSpec]:
+    """FNAME:SCALE[,FNAME:SCALE...]; the scale follows the last ':' so that a path may hold one."""
+    specs = []
+    for item in _key_list(text):
+        path, sep, scale = item.rpartition(":")
+        if not sep or not path:
+            raise argparse.ArgumentTypeError(f"lora-scaled format: FNAME:SCALE, got '{item}'")
+        value = _float(scale)
+        # a NaN scale would never compare equal to itself (the scheduler groups requests by scales)
+        if not math.isfinite(value) or abs(value) > 3.4028234663852886e38:
+            raise argparse.ArgumentTypeError(f"invalid LoRA scale '{scale}' (a finite number)")
+        specs.append(LoraSpec(path, value))
+    if not specs:
+        raise argparse.ArgumentTypeError("expected FNAME:SCALE")
+    return specs
+
+
+def _lora_argv(specs: list[LoraSpec]) -> list[str]:
+    # Every adapter as --lora-scaled, so a child gets the same files, scales and ids (command-line order).
+    out = []
+    for spec in specs:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow([f"{spec.path}:{spec.scale!r}"])
+        out += ["--lora-scaled", buf.getvalue()]
+    return out
+
+
 def _template_file(text: str) -> str:
     try:
         return pathlib.Path(text).read_text(encoding="utf-8")
@@ -194,6 +230,7 @@ class Flag:
     negatives: tuple[str, ...] = ()  # for switches: the names that turn it off
     metavar: str = "N"
     repeatable: bool = False  # may be given several times; parse returns a list, the lists are joined
+    unparse: Callable[[Any], list[str]] | None = None  # value -> argv tokens, where the default spelling would not do
 
 
 FLAGS: tuple[Flag, ...] = (
@@ -227,6 +264,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-kvu", "--kv-unified"), "kv_unified", "one KV buffer shared by all slots (default: enabled when -np is auto)", None, "LLAMA_ARG_KV_UNIFIED", ("-no-kvu", "--no-kv-unified")),
     Flag(("--mmap",), "use_mmap", "memory-map the model (default: enabled)", None, "LLAMA_ARG_MMAP", ("--no-mmap",)),
     Flag(("--repack",), "repack", "weight repacking / extra CPU buffer types (default: enabled unless the CPU advertises AMX)", None, "LLAMA_ARG_REPACK", ("-nr", "--no-repack")),
+    # --lora and --lora-scaled share one list: an adapter's id is its place on the command line
+    Flag(("--lora",), "lora", "LoRA adapter file, applied at scale 1; repeatable or comma-separated (default: none)", _lora_files, None, metavar="FNAME", repeatable=True, unparse=_lora_argv),
+    Flag(("--lora-scaled",), "lora", "LoRA adapter file with its scale, FNAME:SCALE; repeatable or comma-separated (default: none)", _lora_scaled, None, metavar="FNAME:SCALE", repeatable=True, unparse=_lora_argv),
+    Flag(("--lora-init-without-apply",), "lora_init_without_apply", "load the LoRA adapters at scale 0; set their scales later with POST /lora-adapters (default: disabled)", None, None),
     Flag(("--mlock",), "use_mlock", "keep the model in RAM (default: disabled)", None, "LLAMA_ARG_MLOCK"),
     Flag(("--jinja",), "use_jinja", "render chat templates with jinja (default: enabled)", None, "LLAMA_ARG_JINJA", ("--no-jinja",)),
     Flag(("--chat-template",), "chat_template", "chat template: a built-in name or jinja source (default: the model's)", str, "LLAMA_ARG_CHAT_TEMPLATE", metavar="JINJA_TEMPLATE"),
@@ -338,19 +379,12 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
     if config.api_key_file:
         config.api_keys = config.api_keys + _read_key_file(parser, config.api_key_file)
     _check_tls(parser, config)
+    for spec in config.lora:
+        _check_gguf(parser, spec.path, "LoRA adapter")  # whether it fits the model is known once it loads
     if config.router_mode:
         _check_router(parser, config)
         return config
-    path = pathlib.Path(config.model)
-    if not path.is_file():
-        parser.error(f"model file not found: {config.model}")
-    try:
-        with path.open("rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        parser.error(f"cannot read model file {config.model}: {exc.strerror}")
-    if magic != b"GGUF":
-        parser.error(f"not a GGUF model file: {config.model}")
+    _check_gguf(parser, config.model, "model")
     if config.reasoning_budget == 0:
         config.chat_template_kwargs.setdefault("enable_thinking", False)
     if config.n_ubatch > config.n_batch:
@@ -373,6 +407,8 @@ def _long_name(flag: Flag) -> str:
 
 def flag_tokens(flag: Flag, value: Any) -> list[str]:
     """The argv spelling of one option value, as a child llamaserve reads it back."""
+    if flag.unparse is not None:
+        return flag.unparse(value)
     name = _long_name(flag)
     if flag.parse is None:
         if value:
@@ -464,7 +500,8 @@ def read_models_preset(path: str) -> dict[str, ModelPreset]:
                         preset.flags[flag.dest] = flag_tokens(flag, _env_bool(raw) != negated)
                     else:
                         flag.parse(raw)  # reject a bad value now rather than when the model loads
-                        preset.flags[flag.dest] = [_long_name(flag), raw]
+                        earlier = preset.flags.get(flag.dest, []) if flag.repeatable else []  # --lora and --lora-scaled
+                        preset.flags[flag.dest] = earlier + [_long_name(flag), raw]
                 else:
                     raise ValueError(f"{where}: unknown option")
             except argparse.ArgumentTypeError as exc:
@@ -487,6 +524,21 @@ def _check_router(parser: argparse.ArgumentParser, config: Config) -> None:
         Catalog.build(config)
     except CatalogError as exc:
         parser.error(str(exc))
+
+
+def _check_gguf(parser: argparse.ArgumentParser, fname: str, what: str) -> None:
+    path = pathlib.Path(fname)
+    if not path.is_file():
+        parser.error(f"{what} file not found: {fname}")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        parser.error(f"cannot read {what} file {fname}: {exc.strerror}")
+    if magic != b"GGUF":
+        parser.error(f"not a GGUF {what} file: {fname}")
+
+
 def _read_key_file(parser: argparse.ArgumentParser, fname: str) -> list[str]:
     try:
         with open(fname, encoding="utf-8") as fh:

@@ -40,6 +40,14 @@ class SamplingDefaults:
     seed: int = 0xFFFFFFFF
 
 
+@dataclass(frozen=True)
+class LoraSpec:
+    """One --lora / --lora-scaled adapter: its file and the scale it starts with."""
+
+    path: str
+    scale: float = 1.0
+
+
 @dataclass
 class ModelPreset:
     """One section of a --models-preset INI file ("*" = every model), checked against the flag table."""
@@ -81,6 +89,8 @@ class Config:
     use_mmap: bool = True
     use_mlock: bool = False
     repack: bool | None = None  # None = on unless the CPU advertises AMX (see engine/cpu_features.py)
+    lora: list[LoraSpec] = field(default_factory=list)  # LoRA adapters, in command-line order (their ids)
+    lora_init_without_apply: bool = False  # adapters start at scale 0 until POST /lora-adapters sets them
 
     # chat
     use_jinja: bool = True

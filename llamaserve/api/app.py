@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, native, ollama, openai, responses, webui
+from llamaserve.api import anthropic, embeddings, errors, infill, lora, native, ollama, openai, responses, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.limits import BodyLimit
@@ -94,6 +94,7 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(ollama.router)
     app.include_router(embeddings.router)
     app.include_router(infill.router)
+    app.include_router(lora.router)
     app.include_router(webui.router)
     # Outermost last: every request is logged, then CORS/keys, then the body limit, then the loading gate.
     # Being middleware, they apply to every route, including routers added later.

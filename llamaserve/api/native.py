@@ -201,7 +201,8 @@ async def props(request: Request) -> Response:
     model = bridge.model
     info = model.info
     return json_response({
-        "default_generation_settings": {"params": _metrics_settings(config), "n_ctx": model.n_ctx_slot},
+        "default_generation_settings": {"params": {**_metrics_settings(config), "lora": native.lora_json(bridge.scheduler.lora_scales)},
+                                        "n_ctx": model.n_ctx_slot},
         "total_slots": config.slots,
         "model_alias": config.model_alias,
         "model_path": info.path,

@@ -16,6 +16,7 @@ import llama_cpp.llama_cpp as ll
 
 from llamaserve.config import Config
 from llamaserve.engine.cpu_features import use_extra_buffer_types
+from llamaserve.engine.lora import LoraSet
 from llamaserve.errors import ServerError
 
 log = logging.getLogger("llamaserve.engine")
@@ -74,9 +75,15 @@ def _init_backend(verbose: bool) -> None:
     _backend_ready = True
 
 
+_GGML_LOG_LEVEL_ERROR = 4  # ggml.h: NONE, DEBUG, INFO, WARN, ERROR, CONT
+
+
 # libllama logs through a C callback; route it to Python logging (debug unless -v).
 @ll.llama_log_callback
 def _llama_log(level, text, user_data):  # pragma: no cover - called from C
+    if level == _GGML_LOG_LEVEL_ERROR:
+        # kept so that a failed load (e.g. a LoRA adapter for another model) can say why
+        _llama_log.last_error = text.decode("utf-8", "replace").strip()
     if _llama_log.verbose:
         try:
             msg = text.decode("utf-8", "replace").rstrip()
@@ -87,6 +94,7 @@ def _llama_log(level, text, user_data):  # pragma: no cover - called from C
 
 
 _llama_log.verbose = False
+_llama_log.last_error = ""
 
 
 def _install_log_callback(verbose: bool) -> None:
@@ -190,6 +198,13 @@ class Model:
         if not self.ctx:
             ll.llama_model_free(self.model)
             raise ModelLoadError(f"failed to create a context for {path} (n_ctx={n_ctx}, n_seq_max={n_slots})")
+        try:
+            _llama_log.last_error = ""
+            self.lora = LoraSet(self.model, config.lora, lambda: _llama_log.last_error)
+        except BaseException:
+            ll.llama_free(self.ctx)
+            ll.llama_model_free(self.model)
+            raise
         self.memory = ll.llama_get_memory(self.ctx)
         # Encoder-only models (BERT and kin) have no KV cache: they embed, they cannot generate.
         self.has_memory = bool(self.memory)
@@ -302,6 +317,8 @@ class Model:
         if getattr(self, "ctx", None):
             ll.llama_free(self.ctx)
             self.ctx = None
+        if getattr(self, "lora", None) is not None:
+            self.lora.free()  # after the context that used them, before the model that owns them
         if getattr(self, "model", None):
             ll.llama_model_free(self.model)
             self.model = None

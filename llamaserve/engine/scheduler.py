@@ -24,6 +24,7 @@ import numpy as np
 from llamaserve.config import Config
 from llamaserve.engine import embeddings
 from llamaserve.engine.batch import Batch
+from llamaserve.engine.lora import LoraAdapter, Scales
 from llamaserve.engine.model import POOLING_IDS, Model
 from llamaserve.engine.reasoning_budget import ReasoningBudget
 from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
@@ -58,6 +59,7 @@ class Slot:
         self.id = sid
         self.n_ctx = n_ctx
         self.cache: list[int] = []  # tokens in this slot's KV sequence, in order
+        self.lora: Scales = ()  # the LoRA scales the cache was computed with (and its task runs with)
         self.state = Slot.IDLE
         self.task: Task | None = None
         self.t_last_used = 0.0
@@ -106,6 +108,8 @@ class Scheduler:
         self._batch_limit = config.n_batch
         self._thread = threading.Thread(target=self._run, name="llamaserve-scheduler", daemon=True)
         self.n_steps = 0
+        self.lora_scales: Scales = ()  # LoRA scales of requests that name none (POST /lora-adapters)
+        self._lora_last: Scales = ()  # the scales of the last slots decoded (round robin between settings)
 
     # --- called from other threads ---
 
@@ -146,6 +150,18 @@ class Scheduler:
     def queued(self) -> int:
         return len(self._waiting) + len(self._incoming)
 
+    @property
+    def lora_adapters(self) -> list[LoraAdapter]:
+        return self.model.lora.adapters
+
+    def set_lora_scales(self, scales: dict[int, float]) -> None:
+        """The scales of later requests that name none: the given adapters at theirs, the others at 0.
+        Raises InvalidRequest for an unknown id. (One tuple assignment: the scheduler thread reads it
+        when it starts a task.)"""
+        lora = self.model.lora
+        lora.check_ids(scales)
+        self.lora_scales = lora.scales(scales)
+
     def validate(self, task: Task) -> None:
         """Raise the error the engine would answer this task with, before it is submitted.
 
@@ -165,6 +181,8 @@ class Scheduler:
             self.model = Model(self.config)
             self.slots = [Slot(i, self.model.n_ctx_slot) for i in range(self.config.slots)]
             self.batch = Batch(max(self.model.n_batch, len(self.slots)), len(self.slots))
+            lora = self.model.lora
+            self.lora_scales = lora.scales({}) if self.config.lora_init_without_apply else lora.initial
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
             self.load_error = exc
             log.error("model load failed: %s", exc)
@@ -227,6 +245,9 @@ class Scheduler:
             if refusal is not None:
                 out.append(self._error(task, refusal))
                 continue
+            if task.kind == COMPLETION:
+                # resolved when the task starts (the server's scales may change while it waits), as llama-server
+                task.lora_scales = self.model.lora.resolve(task.lora, self.lora_scales)
             slot = self._pick_slot(task, out)
             if slot is None:
                 if not task.cancelled and task.id_slot < len(self.slots):
@@ -249,7 +270,8 @@ class Scheduler:
         if threshold > 0 and task.prompt:
             best, best_len = None, 0
             for s in free:
-                n = common_prefix(s.cache, task.prompt)
+                # a cache computed with other LoRA scales is no use to this task
+                n = common_prefix(s.cache, task.prompt) if s.lora == task.lora_scales else 0
                 if n > best_len:
                     best, best_len = s, n
             if best is not None and best_len / len(task.prompt) > threshold:
@@ -266,6 +288,11 @@ class Scheduler:
             if not model.has_memory:
                 return NotSupported("This model cannot generate text: it is an encoder-only (embedding) model. "
                                     "Start the server with `--embedding`")
+            if task.lora:
+                try:
+                    model.lora.check_ids(task.lora)
+                except InvalidRequest as exc:
+                    return exc
             return None
         rank = model.pooling == POOLING_IDS["rank"]
         if task.kind == RERANK and not (self.config.embedding_mode and rank):
@@ -305,8 +332,11 @@ class Scheduler:
             return
         chain.accept_prompt(prompt)
 
-        keep = common_prefix(slot.cache, prompt) if task.cache_prompt else 0
-        if task.cache_prompt and task.cache_reuse > 0:
+        # The KV cache holds activations computed with the slot's LoRA scales: with other scales
+        # nothing in it can be reused.
+        reuse = task.cache_prompt and slot.lora == task.lora_scales
+        keep = common_prefix(slot.cache, prompt) if reuse else 0
+        if reuse and task.cache_reuse > 0:
             keep = self._reuse_chunks(slot, prompt, keep, task.cache_reuse)
         if keep == len(prompt):
             keep -= 1  # the last prompt token must be decoded again to get its logits
@@ -315,6 +345,7 @@ class Scheduler:
             del slot.cache[keep:]
 
         slot._reset_task_state()
+        slot.lora = task.lora_scales
         slot.task = task
         slot.state = Slot.PROMPT
         slot.chain = chain
@@ -361,17 +392,37 @@ class Scheduler:
 
     # --- one batch ---
 
+    def _lora_turn(self) -> Scales:
+        """The LoRA scales of the slots decoded this step, applied to the context.
+
+        The scales hold for the whole llama_decode, so slots with different scales never share a
+        batch: each step decodes the slots of one setting, taking the settings in turn (round robin)
+        so that every request makes progress. One setting (the usual case) costs a set of tuples."""
+        lora = self.model.lora
+        if not len(lora):
+            return ()
+        groups = {s.lora for s in self.slots if s.state != Slot.IDLE}
+        if len(groups) <= 1:
+            scales = groups.pop() if groups else self.lora_scales
+        else:
+            order = sorted(groups)
+            scales = next((g for g in order if g > self._lora_last), order[0])
+        self._lora_last = scales
+        lora.apply(self.model.ctx, scales)
+        return scales
+
     def _decode_and_sample(self, out: list[Result]) -> None:
         batch = self.batch
         batch.clear()
         limit = min(self._batch_limit, batch.capacity)
-        generating = [s for s in self.slots if s.state == Slot.GENERATE]
+        lora = self._lora_turn()
+        generating = [s for s in self.slots if s.state == Slot.GENERATE and s.lora == lora]
         for slot in generating:
             slot.i_batch = batch.add(slot.next_token, slot.n_past, slot.id, True)
         chunks: list[tuple[Slot, int]] = []
         if self.config.cont_batching or not generating:
             for slot in self.slots:
-                if slot.state != Slot.PROMPT or batch.n >= limit:
+                if slot.state != Slot.PROMPT or batch.n >= limit or slot.lora != lora:
                     continue
                 start = slot.n_past
                 k = min(slot.n_prompt - start, limit - batch.n)
@@ -418,6 +469,7 @@ class Scheduler:
             spans.append((slot, first))
         if not spans:
             return
+        self.model.lora.apply(self.model.ctx, self.lora_scales)
         t0 = time.perf_counter()
         ret = batch.decode(self.model.ctx)
         self.n_steps += 1

@@ -155,6 +155,8 @@ class Task:
     index: int = 0  # position in a multi-prompt request
     kind: str = COMPLETION  # one of TASK_KINDS
     embd_normalize: int = 2  # EMBEDDING: -1 none, 0 max-abs int16, 1 taxicab, 2 euclidean, >2 p-norm
+    lora: dict[int, float] | None = None  # adapter id -> scale for this request (others 0); None = the server's scales
+    lora_scales: tuple[float, ...] | None = None  # set by the engine when the task starts: every adapter's scale
     id: int = field(default_factory=lambda: next(_task_ids))
     cancelled: bool = False
 

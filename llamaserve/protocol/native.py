@@ -10,7 +10,7 @@ import math
 from typing import Annotated, Any, Callable, TypeVar, Union
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, WithJsonSchema,
+    BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, WithJsonSchema,
 )
 
 from llamaserve.config import SamplingDefaults
@@ -68,6 +68,19 @@ PROMPT_SCHEMA = {
 }
 
 
+class LoraScale(BaseModel):
+    """One LoRA adapter's scale: its id (GET /lora-adapters) and the scale (0 = off)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: _int(0)
+    scale: Number
+
+
+class LoraScales(RootModel[list[LoraScale]]):
+    """The POST /lora-adapters body: adapter scales for later requests; adapters not listed get 0."""
+
+
 class CompletionRequest(BaseModel):
     """The native /completion body. Unknown fields are accepted (as llama-server does)."""
 
@@ -91,7 +104,7 @@ class CompletionRequest(BaseModel):
     logit_bias: Any = None
     grammar: StrictStr = ""
     json_schema: Any = None
-    lora: list[Any] | None = None
+    lora: list[LoraScale] | None = None  # adapters not listed run at 0; absent or [] = the server's scales
     response_fields: list[StrictStr] | None = None
 
     temperature: Number | None = None
@@ -294,8 +307,6 @@ def build_tasks(
     cache_reuse: int = 0,
 ) -> list[Task]:
     grammar = request_grammar(req.grammar, req.json_schema)
-    if req.lora:
-        raise InvalidRequest('"lora": no LoRA adapters are loaded')
     if req.n_probs < 0:
         raise InvalidRequest('"n_probs" must be >= 0')
     if req.mirostat not in (0, 1, 2):
@@ -328,10 +339,30 @@ def build_tasks(
             prompt=tokens, params=params, n_predict=n_predict, stop=stop, cache_prompt=req.cache_prompt,
             cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
             id_slot=req.id_slot, n_keep=req.n_keep, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
-            timings_per_token=req.timings_per_token, index=i,
+            timings_per_token=req.timings_per_token, index=i, lora=lora_map(req.lora),
         )
         for i, tokens in enumerate(prompts)
     ]
+
+
+def lora_map(entries: list[LoraScale] | None) -> dict[int, float] | None:
+    """Adapter id -> scale (a repeated id: the last one counts, as in llama-server); None when none is given."""
+    return {e.id: float(e.scale) for e in entries} if entries else None
+
+
+def parse_lora_scales(body: Any) -> dict[int, float]:
+    """The POST /lora-adapters body: [{"id", "scale"}, ...]."""
+    if not isinstance(body, list):
+        raise InvalidRequest("Request body must be an array")
+    try:
+        entries = LoraScales.model_validate(body).root
+    except ValidationError as exc:
+        raise InvalidRequest(validation_message(exc)) from None
+    return lora_map(entries) or {}
+
+
+def lora_json(scales: tuple[float, ...]) -> list[dict[str, Any]]:
+    return [{"id": i, "scale": s} for i, s in enumerate(scales)]
 
 
 def _n_predict(req: CompletionRequest, defaults: SamplingDefaults) -> int:
@@ -384,9 +415,16 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "samplers": p.samplers,
         "timings_per_token": task.timings_per_token,
         "post_sampling_probs": p.post_sampling_probs,
-        "lora": [],
+        "lora": _task_lora(task),
         "model": model_alias,
     }
+
+
+def _task_lora(task: Task) -> list[dict[str, Any]]:
+    # every adapter's scale once the engine has started the task, else what the request asked for
+    if task.lora_scales is not None:
+        return lora_json(task.lora_scales)
+    return [{"id": i, "scale": s} for i, s in sorted((task.lora or {}).items())]
 
 
 def _text(piece: bytes) -> str:

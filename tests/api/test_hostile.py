@@ -32,6 +32,10 @@ TARGETED = [
     {"prompt": [[[]]]}, {"prompt": ["a", [1, [2]]]}, {"prompt": [[], []]}, {"prompt": ["", ""]}, {"prompt": {}},
     {"prompt": "hi", "id_slot": 99}, {"prompt": "hi", "id_slot": 2**31 - 1},
     {"prompt": "hi", "lora": [{"id": 99, "scale": 1.0}]}, {"prompt": "hi", "lora": "x"},
+    {"prompt": "hi", "lora": [{"id": 0, "scale": 1e39}]}, {"prompt": "hi", "lora": [{"id": 2**63, "scale": 1}]},
+    # array bodies (POST /lora-adapters takes one; every other route must refuse them)
+    [{"id": 0, "scale": 1.0}], [{"id": -1, "scale": 1.0}], [{"id": 2**64, "scale": 1.0}], [{"id": 0, "scale": 3.5e38}],
+    [{"id": 0, "scale": "1"}], [{"id": 0}], [None], [[]], [1], [{"id": 0, "scale": 1.0}] * 10000,
     {"prompt": "hi", "grammar": "root ::= ("}, {"prompt": "hi", "grammar": "root ::= root"},
     {"prompt": "hi", "grammar": 'x ::= "a"'}, {"prompt": "hi", "grammar": "root ::= [a-"},
     {"prompt": "hi", "grammar": "\x00"}, {"prompt": "hi", "grammar": 'root ::= "a"{1000000}'},

@@ -165,3 +165,60 @@ def test_reasoning_budget_flags(capsys):
     with pytest.raises(SystemExit):
         parse("--reasoning-budget", "-2")
     assert "reasoning-budget" in capsys.readouterr().err
+
+
+def _adapter(tmp_path, name="a.gguf"):
+    path = tmp_path / name
+    path.write_bytes(b"GGUF" + bytes(60))  # the command line checks only that it is a GGUF file
+    return str(path)
+
+
+def test_lora_flags(tmp_path):
+    from llamaserve.config import LoraSpec
+
+    a, b, c = _adapter(tmp_path, "a.gguf"), _adapter(tmp_path, "b.gguf"), _adapter(tmp_path, "c:d.gguf")
+    assert parse().lora == [] and parse().lora_init_without_apply is False
+    # --lora and --lora-scaled fill one list in command-line order: an adapter's id is its place
+    conf = parse("--lora", a, "--lora-scaled", f"{b}:0.5,{c}:-1.25", "--lora", f"{a},{b}", "--lora-init-without-apply")
+    assert conf.lora == [LoraSpec(a, 1.0), LoraSpec(b, 0.5), LoraSpec(c, -1.25), LoraSpec(a, 1.0), LoraSpec(b, 1.0)]
+    assert conf.lora_init_without_apply is True
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--lora", "/nonexistent/x.gguf"], "LoRA adapter file not found: /nonexistent/x.gguf"),
+    (["--lora-scaled", "{a}"], "FNAME:SCALE"),
+    (["--lora-scaled", "{a}:"], "invalid number"),
+    (["--lora-scaled", "{a}:x"], "invalid number"),
+    (["--lora-scaled", "{a}:nan"], "finite"),
+    (["--lora-scaled", "{a}:inf"], "finite"),
+    (["--lora-scaled", ":1"], "FNAME:SCALE"),
+    (["--lora", "{text}"], "not a GGUF LoRA adapter file"),
+    (["--lora", ""], "expected a LoRA adapter file"),
+])
+def test_bad_lora_flags_exit_non_zero(tmp_path, capsys, argv, fragment):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model")
+    argv = [arg.format(a=_adapter(tmp_path), text=text) for arg in argv]
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_router_passes_lora_flags_to_children(tmp_path):
+    from llamaserve.cli import read_models_preset
+
+    a, b = _adapter(tmp_path, "a.gguf"), _adapter(tmp_path, "with,comma.gguf")
+    c = parse_args(["--lora", a, "--lora-scaled", f'"{b}:0.5"', "--lora-init-without-apply"], environ={})
+    assert c.router_mode
+    flags = c.child_flags
+    assert flags["lora"] == ["--lora-scaled", f"{a}:1.0", "--lora-scaled", f'"{b}:0.5"']
+    assert flags["lora_init_without_apply"] == ["--lora-init-without-apply"]
+    back = parse_args(["-m", MODEL] + [t for v in flags.values() for t in v], environ={})
+    assert (back.lora, back.lora_init_without_apply) == (c.lora, True)
+    # in a preset, --lora and --lora-scaled keys add up, as on the command line
+    ini = tmp_path / "models.ini"
+    ini.write_text(f"[m]\nmodel = {MODEL}\nlora = {a}\nlora-scaled = {a}:0.25\nlora-init-without-apply = true\n")
+    preset = read_models_preset(str(ini))["m"]
+    assert preset.flags["lora"] == ["--lora", a, "--lora-scaled", f"{a}:0.25"]
+    assert parse_args(["-m", MODEL, *preset.flags["lora"]], environ={}).lora[1].scale == 0.25

@@ -67,3 +67,24 @@ def test_type_errors_name_the_field():
 def test_select_fields():
     res = {"a": 1, "b": {"c": 2}}
     assert native.select_fields(res, ["a", "b/c", "missing"]) == {"a": 1, "b/c": 2}
+
+
+def test_lora_field_and_body():
+    def task(body):
+        return native.build_tasks(native.parse_request({"prompt": "x", **body}), [[1]], SamplingDefaults(), fake_tokenize, 100)[0]
+
+    assert task({}).lora is None and task({"lora": []}).lora is None  # the server's scales
+    assert task({"lora": [{"id": 1, "scale": 0.5}, {"id": 0, "scale": 2}, {"id": 1, "scale": 0}]}).lora == {1: 0.0, 0: 2.0}
+    settings = native.generation_settings(task({"lora": [{"id": 1, "scale": 0.5}]}), "m")
+    assert settings["lora"] == [{"id": 1, "scale": 0.5}]  # what was asked, until the engine resolves it
+    t = task({})
+    t.lora_scales = (1.0, 0.0)
+    assert native.generation_settings(t, "m")["lora"] == [{"id": 0, "scale": 1.0}, {"id": 1, "scale": 0.0}]
+    for bad in ("x", [{"id": 0}], [{"scale": 1}], [{"id": -1, "scale": 1}], [{"id": 0, "scale": float("inf")}], [[0, 1]]):
+        with pytest.raises(InvalidRequest, match="lora"):
+            native.parse_request({"prompt": "x", "lora": bad})
+    assert native.parse_lora_scales([{"id": 0, "scale": 1}, {"id": 2, "scale": 0.25, "extra": True}]) == {0: 1.0, 2: 0.25}
+    assert native.parse_lora_scales([]) == {}
+    for bad in ({"id": 0, "scale": 1}, None, [{"id": "0", "scale": 1}], [{"id": 0, "scale": True}]):
+        with pytest.raises(InvalidRequest):
+            native.parse_lora_scales(bad)
