@@ -80,6 +80,10 @@ class SamplerChain:
         self.params = params
         self.n_vocab = model.n_vocab
         self.ptr = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        # The grammar stays out of the chain: filtering the whole vocabulary through it costs
+        # milliseconds a step, so (as llama.cpp does) the chain picks a token first and the grammar
+        # checks only that one; the vocabulary goes through the grammar only when it refuses.
+        self.grammar = None
         self._keep = []  # ctypes buffers the C samplers point into
         try:
             self._build(model, params)
@@ -96,10 +100,9 @@ class SamplerChain:
             return
         if p.grammar:
             check_grammar_length(p.grammar)
-            grammar = _grammar_sampler(model, p)
-            if not grammar:
+            self.grammar = _grammar_sampler(model, p)
+            if not self.grammar:
                 raise InvalidRequest("failed to parse grammar")
-            self._add(grammar)
         biases = list(p.logit_bias)
         if p.ignore_eos:
             biases += [(t, -math.inf) for t in model.eog_tokens]
@@ -156,10 +159,9 @@ class SamplerChain:
             self._add(ll.llama_sampler_init_dist(p.seed))
 
     def accept_prompt(self, tokens: list[int]) -> None:
-        """Feed prompt tokens to stateful samplers (penalties, DRY) as llama-server does.
-
-        Not with a grammar: it sits in the same chain and must only see generated tokens."""
-        if self.params.is_greedy or self.params.grammar:
+        """Feed prompt tokens to stateful samplers (penalties, DRY) as llama-server does (not to the
+        grammar, which constrains only what is generated)."""
+        if self.params.is_greedy:
             return
         for t in tokens:
             ll.llama_sampler_accept(self.ptr, t)
@@ -167,28 +169,24 @@ class SamplerChain:
     def sample(self, ctx, idx: int) -> tuple[int, TokenProb | None]:
         """Sample the token at batch index `idx` (and accept it into the chain)."""
         p = self.params
-        if not p.grammar:
+        if self.grammar is None and not (p.n_probs > 0 and p.post_sampling_probs):
             if p.n_probs <= 0:
                 return ll.llama_sampler_sample(self.ptr, ctx, idx), None
-            if not p.post_sampling_probs:
-                logits = self._logits(ctx, idx)
-                token = ll.llama_sampler_sample(self.ptr, ctx, idx)
-                return token, self._pre_sampling_prob(token, logits)
-        # With a grammar the chain is applied and the choice checked before it is accepted:
-        # libllama throws a C++ exception (which aborts the process through ctypes) when the
-        # grammar is handed a token it does not allow, which happens when it allows none.
+            logits = self._logits(ctx, idx)
+            token = ll.llama_sampler_sample(self.ptr, ctx, idx)
+            return token, self._pre_sampling_prob(token, logits)
+        # The candidates are applied and the choice checked before it is accepted: libllama throws
+        # a C++ exception (which aborts the process through ctypes) when the grammar is handed a
+        # token it does not allow, which happens when it allows none.
         logits = self._logits(ctx, idx)
-        data = np.empty(self.n_vocab, dtype=_TOKEN_DATA)
-        data["id"] = np.arange(self.n_vocab, dtype=np.int32)
-        data["logit"] = logits
-        data["p"] = 0.0
-        cur = ll.llama_token_data_array(data.ctypes.data_as(ll.llama_token_data_p), self.n_vocab, -1, False)
-        ll.llama_sampler_apply(self.ptr, ctypes.byref(cur))
-        kept = data[: cur.size]
-        selected = cur.selected
-        if not 0 <= selected < len(kept) or not np.isfinite(kept["logit"][selected]):
-            raise NoTokenAllowed("the grammar (with the sampling settings) allows no further token")
+        # post-sampling probabilities must be those of the constrained candidates: grammar first
+        exact = self.grammar is not None and p.n_probs > 0 and p.post_sampling_probs
+        kept, selected = self._apply(logits, grammar_first=exact)
+        if self.grammar is not None and not exact and not self._grammar_allows(int(kept["id"][selected])):
+            kept, selected = self._apply(logits, grammar_first=True)
         token = int(kept["id"][selected])
+        if self.grammar is not None:
+            ll.llama_sampler_accept(self.grammar, token)
         ll.llama_sampler_accept(self.ptr, token)
         if p.n_probs <= 0:
             return token, None
@@ -203,19 +201,38 @@ class SamplerChain:
         order = np.argsort(-probs, kind="stable")[: p.n_probs]
         return token, self._prob(token, float(probs[selected]), kept["id"][order], probs[order])
 
+    def _apply(self, logits: np.ndarray, grammar_first: bool) -> tuple[np.ndarray, int]:
+        """The chain (after the grammar, if asked) over all candidates: (candidates kept, index chosen)."""
+        data = np.empty(self.n_vocab, dtype=_TOKEN_DATA)
+        data["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        data["logit"] = logits
+        data["p"] = 0.0
+        cur = ll.llama_token_data_array(data.ctypes.data_as(ll.llama_token_data_p), self.n_vocab, -1, False)
+        if grammar_first:
+            ll.llama_sampler_apply(self.grammar, ctypes.byref(cur))
+        ll.llama_sampler_apply(self.ptr, ctypes.byref(cur))
+        kept = data[: cur.size]
+        selected = cur.selected
+        if not 0 <= selected < len(kept) or not np.isfinite(kept["logit"][selected]):
+            raise NoTokenAllowed("the grammar (with the sampling settings) allows no further token")
+        return kept, selected
+
+    def _grammar_allows(self, token: int) -> bool:
+        one = np.zeros(1, dtype=_TOKEN_DATA)
+        one["id"] = token
+        cur = ll.llama_token_data_array(one.ctypes.data_as(ll.llama_token_data_p), 1, -1, False)
+        ll.llama_sampler_apply(self.grammar, ctypes.byref(cur))
+        return bool(np.isfinite(one["logit"][0]))
+
     def force(self, ctx, idx: int, token: int) -> tuple[bool, TokenProb | None]:
-        """Emit `token` instead of sampling (a reasoning budget closing the thoughts) and accept it
-        into the chain, unless the chain's grammar refuses it: then (False, None) and nothing changed."""
-        p = self.params
-        if p.grammar:
-            one = np.zeros(1, dtype=_TOKEN_DATA)
-            one["id"] = token
-            cur = ll.llama_token_data_array(one.ctypes.data_as(ll.llama_token_data_p), 1, -1, False)
-            ll.llama_sampler_apply(self.ptr, ctypes.byref(cur))
-            if cur.size != 1 or not np.isfinite(one["logit"][0]):
+        """Emit `token` instead of sampling (a reasoning budget closing the thoughts) and accept it,
+        unless the grammar refuses it: then (False, None) and nothing changed."""
+        if self.grammar is not None:
+            if not self._grammar_allows(token):
                 return False, None
+            ll.llama_sampler_accept(self.grammar, token)
         ll.llama_sampler_accept(self.ptr, token)
-        if p.n_probs <= 0:
+        if self.params.n_probs <= 0:
             return True, None
         return True, self._pre_sampling_prob(token, self._logits(ctx, idx))
 
@@ -237,6 +254,9 @@ class SamplerChain:
         if self.ptr:
             ll.llama_sampler_free(self.ptr)
             self.ptr = None
+        if self.grammar:
+            ll.llama_sampler_free(self.grammar)
+            self.grammar = None
 
 
 def _logsumexp(x: np.ndarray) -> float:
