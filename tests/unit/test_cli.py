@@ -155,3 +155,16 @@ def test_webui_switch():
     assert parse("--no-webui").webui is False and parse("--no-ui").webui is False
     assert parse("--webui", env={"LLAMA_ARG_UI": "off"}).webui is True  # the command line wins
     assert parse(env={"LLAMA_ARG_UI": "0"}).webui is False
+
+
+def test_ops_flags(tmp_path, capsys):
+    c = parse()
+    assert (c.endpoint_metrics, c.endpoint_props, c.slot_save_path, c.sampling.stop) == (False, False, "", [])
+    c = parse("--metrics", "--props", "--slot-save-path", str(tmp_path), "-r", "User:", "--reverse-prompt", "\n\n")
+    assert (c.endpoint_metrics, c.endpoint_props, c.slot_save_path) == (True, True, str(tmp_path))
+    assert c.sampling.stop == ["User:", "\n\n"]
+    c = parse(env={"LLAMA_ARG_ENDPOINT_METRICS": "1", "LLAMA_ARG_ENDPOINT_PROPS": "true"})
+    assert (c.endpoint_metrics, c.endpoint_props) == (True, True)
+    with pytest.raises(SystemExit):
+        parse("--slot-save-path", str(tmp_path / "missing"))
+    assert "not a directory" in capsys.readouterr().err
