@@ -166,6 +166,16 @@ def _lora_argv(specs: list[LoraSpec]) -> list[str]:
     return out
 
 
+def _listed(text: str) -> list[str]:
+    return [text]  # one value of a repeatable string flag
+
+
+def _directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a directory: {text}")
+    return os.path.abspath(text)  # router children may run elsewhere
+
+
 def _template_file(text: str) -> str:
     try:
         return pathlib.Path(text).read_text(encoding="utf-8")
@@ -250,9 +260,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--top-p",), "sampling.top_p", "default top-p sampling (default: 0.95, 1.0 = disabled)", _unit_float, "LLAMA_ARG_TOP_P"),
     Flag(("--min-p",), "sampling.min_p", "default min-p sampling (default: 0.05, 0.0 = disabled)", _unit_float, "LLAMA_ARG_MIN_P"),
     Flag(("-s", "--seed"), "sampling.seed", "default RNG seed (default: -1 = random)", _int, "LLAMA_ARG_SEED", metavar="SEED"),
+    Flag(("-r", "--reverse-prompt"), "sampling.stop", "default stop string for requests that give none; repeatable (default: none)", _listed, None, metavar="PROMPT", repeatable=True),
     Flag(("-cb", "--cont-batching"), "cont_batching", "continuous batching (default: enabled)", None, "LLAMA_ARG_CONT_BATCHING", ("-nocb", "--no-cont-batching")),
     Flag(("--webui", "--ui"), "webui", "serve the web chat UI at / (default: enabled)", None, "LLAMA_ARG_UI", ("--no-webui", "--no-ui")),
     Flag(("--slots",), "endpoint_slots", "expose the /slots endpoint (default: enabled)", None, "LLAMA_ARG_ENDPOINT_SLOTS", ("--no-slots",)),
+    Flag(("--metrics",), "endpoint_metrics", "enable the Prometheus metrics endpoint GET /metrics (default: disabled)", None, "LLAMA_ARG_ENDPOINT_METRICS"),
+    Flag(("--props",), "endpoint_props", "enable changing global properties via POST /props (default: disabled)", None, "LLAMA_ARG_ENDPOINT_PROPS"),
+    Flag(("--slot-save-path",), "slot_save_path", "directory for slot KV cache files: POST /slots/{id}?action=save|restore (default: disabled)", _directory, None, metavar="PATH"),
     Flag(("--context-shift",), "ctx_shift", "shift the context when a generation fills it (default: disabled)", None, "LLAMA_ARG_CONTEXT_SHIFT", ("--no-context-shift",)),
     Flag(("--keep",), "n_keep", "tokens of the prompt kept on context shift (default: 0, -1 = all)", _int, None),
     Flag(("--cache-reuse",), "cache_reuse", "min chunk size reused from the cache via KV shifting (default: 0 = disabled)", _nonneg_int, "LLAMA_ARG_CACHE_REUSE"),

@@ -38,6 +38,7 @@ class SamplingDefaults:
     top_p: float = 0.95
     min_p: float = 0.05
     seed: int = 0xFFFFFFFF
+    stop: list[str] = field(default_factory=list)  # -r / POST /props: stop strings of requests that give none
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,10 @@ class Config:
     timeout: int = 3600
     threads_http: int = -1
     endpoint_slots: bool = True
+    endpoint_metrics: bool = False  # GET /metrics (Prometheus text)
+    endpoint_props: bool = False  # POST /props may change the server-wide defaults
+    slot_save_path: str = ""  # directory for POST /slots/{id}?action=save|restore; "" = disabled
+    system_prompt: str = ""  # set by POST /props: system message of chat requests that bring none
     shutdown_grace: float = 30.0  # seconds in-flight requests may run on after SIGTERM/SIGINT
 
     # access control (api/access.py)

@@ -9,7 +9,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, lora, native, ollama, openai, responses, webui
+from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.limits import BodyLimit
@@ -42,10 +42,12 @@ class RequestLog:
     """Pure ASGI middleware: one log line per request.
 
     The line holds the method, path (never the query string), status, time and the
-    token counts a route noted; never headers (API keys) or body text (prompts)."""
+    token counts a route noted; never headers (API keys) or body text (prompts).
+    With --metrics the time also goes to the latency histogram of the route that answered."""
 
-    def __init__(self, app):
+    def __init__(self, app, metrics: metrics.ServerMetrics | None = None):
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -63,6 +65,10 @@ class RequestLog:
             await self.app(scope, receive, send_wrapper)
         finally:
             ms = (time.perf_counter() - t0) * 1e3
+            if self.metrics is not None:
+                # the route's path template (the router sets it in the shared scope): few label values
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                self.metrics.observe(scope["method"], route, ms / 1e3)
             facts = scope.get("llamaserve.log") or {}
             extra = " ".join(f"{k}={v}" for k, v in facts.items())
             level = logging.INFO if path not in _ALWAYS_OPEN else logging.DEBUG
@@ -86,8 +92,11 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app = FastAPI(title="llamaserve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     app.state.bridge = bridge
+    app.state.metrics = metrics.ServerMetrics(bridge.scheduler) if config.endpoint_metrics else None
     errors.install(app)
     app.include_router(native.router)
+    app.include_router(slots.router)
+    app.include_router(metrics.router)
     app.include_router(openai.router)
     app.include_router(anthropic.router)
     app.include_router(responses.router)
@@ -101,5 +110,5 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.add_middleware(LoadingGate, bridge=bridge)
     app.add_middleware(BodyLimit, limit=config.max_body_size)
     app.add_middleware(AccessControl, config=config)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, metrics=app.state.metrics)
     return app

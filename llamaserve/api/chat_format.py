@@ -26,6 +26,15 @@ CHATML_SOURCE = (
 )
 
 
+def formatter(request) -> "ChatFormatter":
+    """The server's chat formatter (a Starlette request's app), built once the model is loaded."""
+    state = request.app.state
+    fmt = getattr(state, "chat_formatter", None)
+    if fmt is None:
+        fmt = state.chat_formatter = ChatFormatter(state.config, state.bridge.model)
+    return fmt
+
+
 class ChatFormatter:
     def __init__(self, config: Config, model):
         info = model.info

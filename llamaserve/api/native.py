@@ -10,12 +10,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
+from llamaserve.api.chat_format import formatter
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task, grammar_compiles
-from llamaserve.errors import InvalidRequest, NotSupported, Unavailable
+from llamaserve.errors import InvalidRequest, NotSupported, ServerError, Unavailable
 from llamaserve.protocol import constraints, native
 
 router = APIRouter()
@@ -186,11 +187,23 @@ async def detokenize(request: Request) -> Response:
 
 # --- server state ---
 
-def _metrics_settings(config: Config) -> dict[str, Any]:
+def _default_params(config: Config) -> dict[str, Any]:
+    """The params block of /props: a default request's settings, with llama-server's keys for it."""
     task = native.build_tasks(native.CompletionRequest(prompt=""), [[0]], config.sampling, lambda s, a: [], 1)[0]
     settings = native.generation_settings(task, config.model_alias)
-    for key in ("dry_sequence_breakers", "stop", "logit_bias", "grammar"):
+    for key in ("dry_sequence_breakers", "logit_bias", "grammar", "model"):
         settings.pop(key, None)
+    settings.update({
+        "n_discard": 0,
+        "adaptive_target": -1.0,  # libllama's adaptive-p sampler, not offered here: off
+        "adaptive_decay": 0.9,
+        "chat_format": "Content-only",  # what llama-server reports for a plain (non-chat) request
+        "reasoning_format": config.reasoning_format,
+        "reasoning_in_content": False,
+        "generation_prompt": "",
+        "speculative.types": "none",
+        "backend_sampling": False,
+    })
     return settings
 
 
@@ -200,27 +213,53 @@ async def props(request: Request) -> Response:
     config = _config(request)
     model = bridge.model
     info = model.info
-    return json_response({
-        "default_generation_settings": {"params": {**_metrics_settings(config), "lora": native.lora_json(bridge.scheduler.lora_scales)},
-                                        "n_ctx": model.n_ctx_slot},
+    try:
+        fmt = formatter(request)
+        template, caps = fmt.source, (fmt.caps.to_dict() if fmt.caps is not None else {})
+    except ServerError:  # a template that cannot be used fails the chat routes, not this one
+        template, caps = info.chat_template, {}
+    out = {
+        "default_generation_settings": {
+            "params": {**_default_params(config), "lora": native.lora_json(bridge.scheduler.lora_scales)},
+            "n_ctx": model.n_ctx_slot,
+        },
         "total_slots": config.slots,
         "model_alias": config.model_alias,
+        "model_ftype": info.ftype,
         "model_path": info.path,
         "modalities": {"vision": False, "video": False, "audio": False},
         "endpoint_slots": config.endpoint_slots,
-        "endpoint_props": False,
-        "endpoint_metrics": False,
-        "chat_template": info.chat_template,
+        "endpoint_props": config.endpoint_props,
+        "endpoint_metrics": config.endpoint_metrics,
+        "ui": config.webui,
+        "ui_settings": {},
+        "chat_template": template,
+        "chat_template_caps": caps,
+        "system_prompt": config.system_prompt,
         "bos_token": model.piece(info.bos, special=True).decode("utf-8", "replace") if info.bos >= 0 else "",
         "eos_token": model.piece(info.eos, special=True).decode("utf-8", "replace") if info.eos >= 0 else "",
         "build_info": "llamaserve",
         "is_sleeping": False,
-    })
+        "cors_proxy_enabled": False,
+    }
+    if config.use_jinja and info.chat_template_tool_use:
+        out["chat_template_tool_use"] = info.chat_template_tool_use
+    return json_response(out)
 
 
 @router.post("/props", openapi_extra=json_body(native.PropsRequest))
 async def set_props(request: Request) -> Response:
-    raise NotSupported("This server does not support changing global properties. Start it with `--props`")
+    config = _config(request)
+    if not config.endpoint_props:
+        raise NotSupported("This server does not support changing global properties. Start it with `--props`")
+    req = native.parse_model(native.PropsRequest, await read_json(request))
+    # Plain assignments on the shared Config: the next request reads the new values (they are read
+    # on the event loop only, when a request's tasks are built).
+    if req.system_prompt is not None:
+        config.system_prompt = req.system_prompt
+    if req.stop is not None:
+        config.sampling.stop = list(req.stop)
+    return json_response({"success": True})
 
 
 @router.get("/slots")

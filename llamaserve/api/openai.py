@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
-from llamaserve.api.chat_format import ChatFormatter
+from llamaserve.api.chat_format import formatter
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.native import check_grammar, note_results, read_json, stream_results
 from llamaserve.api.openapi import json_body
@@ -28,15 +28,6 @@ except PackageNotFoundError:  # running from a source tree
     FINGERPRINT = "llamaserve"
 
 DONE = b"data: [DONE]\n\n"
-
-
-def formatter(request: Request) -> ChatFormatter:
-    """The server's chat formatter, built once the model is loaded."""
-    state = request.app.state
-    fmt = getattr(state, "chat_formatter", None)
-    if fmt is None:
-        fmt = state.chat_formatter = ChatFormatter(state.config, state.bridge.model)
-    return fmt
 
 
 def _tokenizer(model):
@@ -63,7 +54,7 @@ def chat_setup(request: Request) -> openai.ChatSetup:
 
 
 def _plan_chat(request: Request, body: Any) -> openai.Plan:
-    return openai.plan_chat(body, chat_setup(request))
+    return openai.plan_chat(body, chat_setup(request), request.app.state.config.system_prompt)
 
 
 @router.post("/apply-template", openapi_extra=json_body(openai.ChatCompletionRequest))

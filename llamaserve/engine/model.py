@@ -123,6 +123,8 @@ class ModelInfo:
     fim: dict[str, int] | None = None  # FIM token ids: pre, suf, mid, pad, rep, sep (-1 = missing)
     pooling: str = "none"  # the context's pooling type (matters in embedding mode)
     n_embd_out: int = 0  # length of an embedding vector
+    ftype: str = ""  # the weights' file type, as libllama names it ("Q4_1", ...)
+    chat_template_tool_use: str = ""  # the GGUF's "tool_use" chat template, if any
 
 
 class Model:
@@ -238,6 +240,8 @@ class Model:
             fim={name: getattr(ll, f"llama_vocab_fim_{name}")(self.vocab) for name in ("pre", "suf", "mid", "pad", "rep", "sep")},
             pooling=POOLING_NAMES.get(self.pooling, "none"),
             n_embd_out=self.n_embd_out,
+            ftype=(ll.llama_ftype_name(ll.llama_model_ftype(self.model)) or b"").decode("utf-8", "replace"),
+            chat_template_tool_use=(ll.llama_model_chat_template(self.model, b"tool_use") or b"").decode("utf-8", "replace"),
         )
         self.eog_tokens = [t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t)]
         self.eog_set = frozenset(self.eog_tokens)

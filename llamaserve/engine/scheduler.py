@@ -13,6 +13,7 @@ one ubatch, decodes once and reads one pooled vector (or score) per sequence.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from llamaserve.engine.lora import LoraAdapter, Scales
 from llamaserve.engine.model import POOLING_IDS, Model
 from llamaserve.engine.reasoning_budget import ReasoningBudget
 from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
+from llamaserve.engine.stats import EngineStats
 from llamaserve.engine.text_stream import TextStream
 from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Result, Task, Timings
 from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, ServerError, Unavailable
@@ -35,6 +37,9 @@ from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, S
 log = logging.getLogger("llamaserve.engine")
 
 Deliver = Callable[[list[Result]], None]
+
+# Returned by a function given to Scheduler.call: "not now, run me again after the next step".
+DEFER = object()
 
 EMBEDDING_MODE_MESSAGE = (
     "This server runs in embedding mode (--embedding): it serves /embedding, /v1/embeddings and /rerank, "
@@ -103,6 +108,7 @@ class Scheduler:
         self.load_error: BaseException | None = None
         self._incoming: collections.deque[Task] = collections.deque()
         self._waiting: collections.deque[Task] = collections.deque()
+        self._controls: list[tuple[Callable[[], object], concurrent.futures.Future]] = []  # see call()
         self._wake = threading.Condition()
         self._stopping = False
         self._batch_limit = config.n_batch
@@ -110,6 +116,7 @@ class Scheduler:
         self.n_steps = 0
         self.lora_scales: Scales = ()  # LoRA scales of requests that name none (POST /lora-adapters)
         self._lora_last: Scales = ()  # the scales of the last slots decoded (round robin between settings)
+        self.stats = EngineStats()
 
     # --- called from other threads ---
 
@@ -132,6 +139,19 @@ class Scheduler:
                 return
         # Stopped (shutdown grace ran out): nothing would ever run them.
         self.deliver([self._error(t, Unavailable("server is shutting down")) for t in tasks])
+
+    def call(self, fn: Callable[[], object]) -> concurrent.futures.Future:
+        """Run fn() on the scheduler thread between two steps (where it may touch the context and the
+        slots); its result or exception comes back through the Future. fn may return DEFER to run again
+        after the next step, e.g. until a busy slot is free: only while other work keeps steps coming."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._wake:
+            if not self._stopping:
+                self._controls.append((fn, future))
+                self._wake.notify()
+                return future
+        future.set_exception(Unavailable("server is shutting down"))
+        return future
 
     def wake(self) -> None:
         """Nudge the loop (after a cancel) so idle waits notice at once."""
@@ -192,7 +212,7 @@ class Scheduler:
         try:
             while True:
                 with self._wake:
-                    while not self._stopping and not self._incoming and not self._has_work():
+                    while not self._stopping and not self._incoming and not self._controls and not self._has_work():
                         self._wake.wait()
                     if self._stopping:
                         break
@@ -205,6 +225,9 @@ class Scheduler:
                     self._fail_active(ServerError(f"internal error: {type(exc).__name__}: {exc}"))
         finally:
             self._fail_all(Unavailable("server is shutting down"))
+            for _, future in self._controls:
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(Unavailable("server is shutting down"))
             for slot in self.slots:
                 if slot.chain:
                     slot.chain.free()
@@ -215,6 +238,7 @@ class Scheduler:
 
     def _step(self) -> None:
         out: list[Result] = []
+        self._run_controls()
         self._drop_cancelled()
         self._admit(out)
         if any(s.busy for s in self.slots):
@@ -224,6 +248,27 @@ class Scheduler:
                 self._decode_and_sample(out)
         if out:
             self.deliver(out)
+
+    def _run_controls(self) -> None:
+        with self._wake:
+            controls, self._controls = self._controls, []
+        deferred = []
+        for fn, future in controls:
+            if future.cancelled():  # the caller is gone
+                continue
+            try:
+                value = fn()
+            except Exception as exc:  # noqa: BLE001 - the caller's to handle
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
+                continue
+            if value is DEFER:
+                deferred.append((fn, future))
+            elif future.set_running_or_notify_cancel():
+                future.set_result(value)
+        if deferred:
+            with self._wake:
+                self._controls[:0] = deferred
 
     def _drop_cancelled(self) -> None:
         if any(t.cancelled for t in self._waiting):
@@ -355,6 +400,7 @@ class Scheduler:
         slot.n_prompt = len(prompt)
         slot.n_cached = keep
         slot.t_start = time.perf_counter()
+        self.stats.prompt_tokens_cached += keep
         log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
 
     def _start_embedding(self, slot: Slot, task: Task) -> None:
@@ -432,6 +478,7 @@ class Scheduler:
         if batch.n == 0:
             return
 
+        t0 = time.perf_counter()
         ret = batch.decode(self.model.ctx)
         self.n_steps += 1
         if ret != 0:
@@ -449,6 +496,7 @@ class Scheduler:
                 slot.state = Slot.GENERATE
                 slot.t_prompt_done = now
                 generating.append(slot)
+        self._count_decode(sum(k for _, k in chunks), now - t0)
         for slot in generating:
             self._sample(slot, out)
 
@@ -476,6 +524,8 @@ class Scheduler:
         now = time.perf_counter()
         if ret != 0:
             log.error("llama_decode failed (%d) on %d embedding inputs (%d tokens)", ret, len(spans), batch.n)
+        else:
+            self._count_decode(sum(s.n_prompt for s, _ in spans), now - t0)
         for slot, first in spans:
             task = slot.task
             if ret != 0:
@@ -622,7 +672,13 @@ class Scheduler:
     def _error(self, task: Task, exc: Exception, slot: Slot | None = None) -> Result:
         return Result(task, done=True, error=exc, id_slot=slot.id if slot else -1)
 
+    def _count_decode(self, n_prompt_tokens: int, seconds: float) -> None:
+        n_busy = sum(1 for s in self.slots if s.busy)
+        self.stats.decoded(n_prompt_tokens, seconds, n_busy, max(s.n_past for s in self.slots))
+
     def _release(self, slot: Slot) -> None:
+        if slot.n_decoded:  # finished, failed or cancelled: what was generated counts (as in llama-server)
+            self.stats.generated(slot.n_decoded, time.perf_counter() - slot.t_prompt_done)
         if slot.chain is not None:
             slot.chain.free()
         slot.task = None

@@ -154,9 +154,37 @@ class DetokenizeRequest(BaseModel):
 
 
 class PropsRequest(BaseModel):
-    """The POST /props body (global properties; not supported: answered 501)."""
+    """The POST /props body (with --props): server-wide defaults; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system_prompt: StrictStr | None = None  # system message of chat requests that bring none ("" = none)
+    stop: list[StrictStr] | None = None  # stop strings of requests that give none (llama-server's antiprompts)
+
+
+class SlotActionRequest(BaseModel):
+    """The POST /slots/{id_slot}?action=save|restore body (erase reads none)."""
 
     model_config = ConfigDict(extra="allow")
+
+    filename: StrictStr | None = None
+
+
+# Characters llama-server refuses in slot file names (fs_validate_filename): path separators, characters
+# Windows reserves, C0/C1 controls, and look-alikes of '.', '/' and '\'.
+_FORBIDDEN_IN_FILENAME = frozenset('/\\:*?"<>|\x7f\ufffd\ufeff\uff0e\u2215\u2216') | {chr(c) for c in range(0x20)} \
+    | {chr(c) for c in range(0x80, 0xA0)}
+
+
+def valid_slot_filename(name: str) -> bool:
+    """A plain file name inside --slot-save-path: no directories, no "..", nothing a file system rewrites."""
+    if not name or len(name.encode("utf-8", "surrogatepass")) > 255:
+        return False
+    if any(c in _FORBIDDEN_IN_FILENAME or "\ud800" <= c <= "\udfff" for c in name):
+        return False
+    if name[0] == " " or name[-1] in " .":  # Windows strips these, giving another name
+        return False
+    return ".." not in name and name != "."
 
 
 _SHARED_SAMPLING_FIELDS = tuple(
@@ -319,6 +347,8 @@ def build_tasks(
     if seed == -1:
         seed = RANDOM_SEED
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    if not stop:
+        stop = list(defaults.stop)  # -r / POST /props, as llama-server's reverse prompts
     n_predict = _n_predict(req, defaults)
     # Fields named alike in the request and in SamplingParams are copied; the rest is resolved here.
     given = {name: getattr(req, name) for name in _SHARED_SAMPLING_FIELDS if getattr(req, name) is not None}

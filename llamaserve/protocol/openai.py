@@ -348,7 +348,8 @@ def _tool_choice(req: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]
     raise InvalidRequest('"tool_choice" must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}')
 
 
-def plan_chat(body: Any, setup: ChatSetup) -> Plan:
+def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "") -> Plan:
+    """system_prompt: the server's default system message (POST /props), for messages that have none."""
     req: ChatCompletionRequest = validate_model(ChatCompletionRequest, body)
     _check_n(req.n, setup.max_n)
     include_usage = _stream_flags(req)
@@ -368,6 +369,8 @@ def plan_chat(body: Any, setup: ChatSetup) -> Plan:
     parallel = req.parallel_tool_calls if req.parallel_tool_calls is not None else True
 
     messages = normalize_messages(req.messages)
+    if system_prompt and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system_prompt})
     template_tools = None
     if req.tools:
         caps = setup.caps

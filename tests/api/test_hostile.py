@@ -14,7 +14,15 @@ import pytest
 
 from tests.conftest import app_routes, fill_path
 
-POSTS = [(path, op) for method, path, op in app_routes() if method == "POST"]
+
+
+def _required_query(op: dict) -> str:
+    """A valid value for each required query parameter (POST /slots/{id}?action=...), so bodies get read."""
+    params = [p for p in op.get("parameters", []) if p.get("in") == "query" and p.get("required")]
+    return "?" + "&".join(f"{p['name']}={p['schema']['enum'][0]}" for p in params) if params else ""
+
+
+POSTS = [(path + _required_query(op), op) for method, path, op in app_routes() if method == "POST"]
 
 # Bodies no route may accept: not JSON, not UTF-8, not an object.
 MALFORMED = [
@@ -214,6 +222,8 @@ def test_a_finished_grammar_with_eos_banned_ends_cleanly(capped_server):
 def test_still_serving_afterwards(capped_server):
     # runs last in this module: the corpus left the server healthy, every slot free
     with capped_server.client() as c:
+        # the corpus may have set server-wide defaults (POST /props): a stop string would end this early
+        assert c.post("/props", json={"system_prompt": "", "stop": []}).json() == {"success": True}
         expected = c.post("/completion", json={"prompt": "The capital of France is", "n_predict": 4, "temperature": 0}).json()
         assert expected["tokens_predicted"] == 4 and expected["content"]
         slots = c.get("/slots").json()

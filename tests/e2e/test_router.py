@@ -107,7 +107,8 @@ def router(tmp_path_factory):
         "[broken]\n"
         f"model = {broken}\n"
     )
-    srv = start_server(tmp, "--models-dir", models_dir(tmp), "--models-preset", str(preset), *CHILD, router=True)
+    srv = start_server(tmp, "--models-dir", models_dir(tmp), "--models-preset", str(preset), "--metrics", *CHILD,
+                       router=True)
     yield srv
     srv.stop()
 
@@ -166,6 +167,13 @@ def test_get_requests_route_by_query(router):
     mini = httpx.get(router.url + "/props", params={"model": "mini"}, timeout=120).json()
     assert mini["model_alias"] == MINILM
     assert mini["default_generation_settings"]["params"]["temperature"] == pytest.approx(0.8)
+
+
+def test_metrics_of_a_model_through_router(router):
+    # --metrics reaches the children; GET /metrics?model=... is answered by that model's child
+    r = httpx.get(router.url + "/metrics", params={"model": SMOL}, timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "# TYPE llamacpp:prompt_tokens_total counter" in r.text
 
 
 def test_openai_sdk_chat_and_stream_through_router(router):

@@ -3,6 +3,7 @@ and context sizes that libllama would otherwise abort on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import subprocess
@@ -57,9 +58,12 @@ def cosine(a, b) -> float:
 
 def test_inputs_share_one_decode_and_match_the_reference(engine, reference):
     sched, _ = engine
-    steps = sched.n_steps
+    steps, stats = sched.n_steps, dataclasses.replace(sched.stats)
     results = run(engine, [Task(ids, kind=EMBEDDING) for ids in reference["token_ids"]])
     assert sched.n_steps - steps == 1  # three sequences, one llama_decode
+    # /metrics: embedding inputs are prompt tokens decoded (nothing is generated)
+    assert sched.stats.prompt_tokens - stats.prompt_tokens == sum(len(t) for t in reference["token_ids"])
+    assert (sched.stats.n_decode - stats.n_decode, sched.stats.predicted_tokens) == (1, 0)
     for r, ref in zip(results, reference["vectors"]):
         assert r.error is None and len(r.embedding) == 1 and r.n_prompt == len(r.task.prompt)
         assert cosine(r.embedding[0], ref) > 0.999

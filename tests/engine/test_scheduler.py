@@ -100,3 +100,28 @@ def test_stream_results_carry_text_deltas(engine):
             break
     whole = run(engine, [greedy(sched, "The capital of France is", n=12)])[0].text
     assert "".join(parts) == whole
+
+
+def test_call_runs_on_the_scheduler_thread_between_steps(engine):
+    import threading
+
+    from llamaserve.engine.scheduler import DEFER
+
+    sched, results = engine
+    assert sched.call(lambda: threading.current_thread().name).result(10) == "llamaserve-scheduler"
+    with pytest.raises(ZeroDivisionError):
+        sched.call(lambda: 1 / 0).result(10)
+    # DEFER: asked again after each step until it answers, here until the slot's task has ended
+    task = Task(sched.model.tokenize("Counting:"), SamplingParams(temperature=0, ignore_eos=True), n_predict=64, id_slot=0)
+    sched.submit([task])
+    while not sched.slots[0].busy:
+        time.sleep(0.001)
+    seen = []
+
+    def when_idle():
+        seen.append(sched.slots[0].n_decoded)
+        return DEFER if sched.slots[0].busy else len(sched.slots[0].cache)
+
+    n_cached = sched.call(when_idle).result(30)
+    final = next(r for r in iter(lambda: results.get(timeout=30), None) if r.done and r.task is task)
+    assert n_cached == final.n_cached and len(seen) > 1

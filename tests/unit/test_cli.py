@@ -222,3 +222,16 @@ def test_router_passes_lora_flags_to_children(tmp_path):
     preset = read_models_preset(str(ini))["m"]
     assert preset.flags["lora"] == ["--lora", a, "--lora-scaled", f"{a}:0.25"]
     assert parse_args(["-m", MODEL, *preset.flags["lora"]], environ={}).lora[1].scale == 0.25
+
+
+def test_ops_flags(tmp_path, capsys):
+    c = parse()
+    assert (c.endpoint_metrics, c.endpoint_props, c.slot_save_path, c.sampling.stop) == (False, False, "", [])
+    c = parse("--metrics", "--props", "--slot-save-path", str(tmp_path), "-r", "User:", "--reverse-prompt", "\n\n")
+    assert (c.endpoint_metrics, c.endpoint_props, c.slot_save_path) == (True, True, str(tmp_path))
+    assert c.sampling.stop == ["User:", "\n\n"]
+    c = parse(env={"LLAMA_ARG_ENDPOINT_METRICS": "1", "LLAMA_ARG_ENDPOINT_PROPS": "true"})
+    assert (c.endpoint_metrics, c.endpoint_props) == (True, True)
+    with pytest.raises(SystemExit):
+        parse("--slot-save-path", str(tmp_path / "missing"))
+    assert "not a directory" in capsys.readouterr().err

@@ -88,3 +88,33 @@ def test_lora_field_and_body():
     for bad in ({"id": 0, "scale": 1}, None, [{"id": "0", "scale": 1}], [{"id": 0, "scale": True}]):
         with pytest.raises(InvalidRequest):
             native.parse_lora_scales(bad)
+
+
+@pytest.mark.parametrize("name", ["slot1.bin", "a", "état ü.bin", "x.y.z", ".hidden", "a b", "x" * 255])
+def test_slot_filenames_accepted(name):
+    assert native.valid_slot_filename(name)
+
+
+@pytest.mark.parametrize("name", [
+    "", ".", "..", "../x", "a/../b", "a..b", "/abs", "a/b", "a\\b", "c:x", "a*", "a?", 'a"', "a<", "a>", "a|",
+    " lead", "trail ", "trail.", "tab\tx", "nul\x00", "del\x7f", "c1\x85", "\ufeffbom", "full\uff0estop",
+    "div\u2215slash", "set\u2216minus", "rep\ufffd", "x" * 256, "é" * 128,
+])
+def test_slot_filenames_refused(name):
+    assert not native.valid_slot_filename(name)
+
+
+def test_default_stop_strings_apply_when_a_request_gives_none():
+    defaults = SamplingDefaults(stop=["\n\n"])
+    task = native.build_tasks(native.parse_request({"prompt": "x"}), [[1]], defaults, lambda s, a: [], 10)[0]
+    assert task.stop == ["\n\n"]
+    for given in (["END"], "END"):
+        task = native.build_tasks(native.parse_request({"prompt": "x", "stop": given}), [[1]], defaults, lambda s, a: [], 10)[0]
+        assert task.stop == ["END"]
+
+
+def test_props_request_refuses_unknown_and_mistyped_fields():
+    assert native.parse_model(native.PropsRequest, {"system_prompt": "Be brief.", "stop": ["x"]}).stop == ["x"]
+    for body in ({"bogus": 1}, {"system_prompt": 5}, {"stop": "x"}, {"stop": [None]}):
+        with pytest.raises(InvalidRequest):
+            native.parse_model(native.PropsRequest, body)

@@ -37,6 +37,15 @@ def test_children_inherit_the_command_line_not_the_router_options(tmp_path):
         512, 1, 0.0, False, {"a": 1})
 
 
+def test_children_get_the_ops_flags(tmp_path):
+    c = parse_args(["--metrics", "--props", "--slot-save-path", str(tmp_path), "-r", "User:", "-r", "Q:"], environ={})
+    flags = c.child_flags
+    assert flags["endpoint_metrics"] == ["--metrics"] and flags["endpoint_props"] == ["--props"]
+    back = parse_args([t for v in flags.values() for t in v], environ={})
+    assert (back.endpoint_metrics, back.endpoint_props, back.slot_save_path) == (True, True, str(tmp_path))
+    assert back.sampling.stop == ["User:", "Q:"]
+
+
 def write(tmp_path, text: str) -> str:
     path = tmp_path / "models.ini"
     path.write_text(text)

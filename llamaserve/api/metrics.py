@@ -1,0 +1,100 @@
+"""GET /metrics (--metrics): llama-server's Prometheus metrics, plus request latencies.
+
+The llamacpp:* series are read at scrape time from the scheduler's running totals (engine/stats.py),
+with llama-server's names and help texts. The latency histograms are fed by the request-log middleware
+(api/app.py). Each app has its own registry (tests create many apps in one process).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.responses import Response
+
+from llamaserve.errors import NotSupported
+
+router = APIRouter()
+
+# llama-server's exposition format version (prometheus-client's own default names 1.0.0).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Requests range from a /health (sub-millisecond) to a long generation (minutes).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class ServerMetrics:
+    """One app's registry: the engine's series and the request latency histogram."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+        self.registry = CollectorRegistry()
+        self.registry.register(_EngineCollector(scheduler))
+        self.latency = Histogram(
+            "llamaserve:request_duration_seconds", "Time from request to the end of its response, by route",
+            ["method", "route"], registry=self.registry, buckets=LATENCY_BUCKETS,
+        )
+
+    def observe(self, method: str, route: str, seconds: float) -> None:
+        self.latency.labels(method, route).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _EngineCollector:
+    """llama-server's llamacpp:* series. The two throughput gauges are averaged over the time since the
+    previous scrape, as llama-server does; the totals at that scrape are kept here (scrapes run on the
+    event loop, one at a time), so the scheduler's numbers are only ever read."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+        self.last = (0, 0.0, 0, 0.0)  # prompt tokens, prompt seconds, generation steps, generation seconds
+
+    def collect(self):
+        sched = self.scheduler
+        s = sched.stats
+        now = (s.prompt_tokens, s.prompt_seconds, s.predicted_steps, s.predicted_seconds)
+        prompt_rate = _rate(now[0] - self.last[0], now[1] - self.last[1])
+        predict_rate = _rate(now[2] - self.last[2], now[3] - self.last[3])
+        self.last = now
+        counters = (
+            ("prompt_tokens", "Number of prompt tokens processed, excluding cached tokens", s.prompt_tokens),
+            ("prompt_tokens_cached", "Number of prompt tokens reused from the cache", s.prompt_tokens_cached),
+            ("prompt_seconds", "Total time spent processing prompts", s.prompt_seconds),
+            ("tokens_predicted", "Number of generation tokens processed", s.predicted_tokens),
+            ("tokens_predicted_seconds", "Total time spent generating tokens", s.predicted_seconds),
+            ("n_decode", "Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding",
+             s.n_decode),
+            ("spec_decode_num_draft_tokens", "Speculative: Total draft tokens generated", 0),
+            ("spec_decode_num_accepted_tokens", "Speculative: Total draft tokens accepted by the target model", 0),
+            ("spec_decode_num_drafts", "Speculative: Total speculative decoding verification steps", 0),
+        )
+        for name, doc, value in counters:
+            yield CounterMetricFamily("llamacpp:" + name, doc, value=value)
+        gauges = (
+            # a counter in llama-server, but the text format of prometheus-client names every counter *_total
+            ("n_tokens_max", "Largest observed sequence length (prompt + generation)", s.n_tokens_max),
+            ("prompt_tokens_seconds", "Average prompt throughput in tokens/s", prompt_rate),
+            ("predicted_tokens_seconds", "Average generation throughput in tokens/s", predict_rate),
+            ("requests_processing", "Number of requests processing", sum(1 for slot in sched.slots if slot.busy)),
+            ("requests_deferred", "Number of requests deferred", sched.queued),
+            ("n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call",
+             s.n_busy_slots / max(s.n_decode, 1)),
+        )
+        for name, doc, value in gauges:
+            yield GaugeMetricFamily("llamacpp:" + name, doc, value=value)
+
+
+def _rate(n: float, seconds: float) -> float:
+    return n / seconds if seconds > 0 else 0.0
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    exporter: ServerMetrics | None = request.app.state.metrics
+    if exporter is None:
+        raise NotSupported("This server does not support metrics endpoint. Start it with `--metrics`")
+    request.app.state.bridge.model  # 503 while loading
+    return Response(exporter.render(), media_type=CONTENT_TYPE,
+                    headers={"Process-Start-Time-Unix": str(int(exporter.scheduler.stats.t_start))})

@@ -1,0 +1,123 @@
+"""GET /metrics (--metrics): llama-server's Prometheus series count exactly what the engine did.
+
+One server for the module, used by nothing else, so that the counters move only with these requests.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.api.test_errors import assert_error
+from tests.conftest import ONE_THREAD, start_server
+
+COUNTERS = [
+    "llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total", "llamacpp:prompt_seconds_total",
+    "llamacpp:tokens_predicted_total", "llamacpp:tokens_predicted_seconds_total", "llamacpp:n_decode_total",
+    "llamacpp:spec_decode_num_draft_tokens_total", "llamacpp:spec_decode_num_accepted_tokens_total",
+    "llamacpp:spec_decode_num_drafts_total",
+]
+GAUGES = [
+    "llamacpp:n_tokens_max", "llamacpp:prompt_tokens_seconds", "llamacpp:predicted_tokens_seconds",
+    "llamacpp:requests_processing", "llamacpp:requests_deferred", "llamacpp:n_busy_slots_per_decode",
+]
+
+
+@pytest.fixture(scope="module")
+def metrics_server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("metrics"), "-np", "2", "-c", "1024", "--metrics", *ONE_THREAD)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def c(metrics_server):
+    with metrics_server.client() as client:
+        yield client
+
+
+def scrape(c) -> tuple[dict[str, float], dict[str, str], str]:
+    """(sample name with labels -> value, metric name -> type, the text)."""
+    r = c.get("/metrics")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert int(r.headers["Process-Start-Time-Unix"]) > 0
+    values, types = {}, {}
+    for line in r.text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+        elif line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values, types, r.text
+
+
+def test_llama_server_series_with_types_and_help(c):
+    values, types, text = scrape(c)
+    for name in COUNTERS:
+        assert types[name] == "counter" and name in values
+    for name in GAUGES:
+        assert types[name] == "gauge" and name in values
+    for name in COUNTERS + GAUGES:
+        assert f"# HELP {name} " in text
+    assert values["llamacpp:requests_processing"] == 0 and values["llamacpp:requests_deferred"] == 0
+
+
+def test_counters_move_by_exactly_one_request(c):
+    prompt = "Counting tokens for the metrics test: one, two, three, four."
+    before, _, _ = scrape(c)
+    r = c.post("/completion", json={"prompt": prompt, "n_predict": 8, "temperature": 0}).json()
+    after, _, _ = scrape(c)
+
+    def delta(name):
+        return after[name] - before[name]
+
+    t = r["timings"]
+    assert delta("llamacpp:prompt_tokens_total") == t["prompt_n"] == r["tokens_evaluated"] - t["cache_n"]
+    assert delta("llamacpp:prompt_tokens_cached_total") == t["cache_n"]
+    assert delta("llamacpp:tokens_predicted_total") == r["tokens_predicted"] == t["predicted_n"]
+    # one decode for the prompt (it fits one batch), then one per generated token after the first
+    assert delta("llamacpp:n_decode_total") == r["tokens_predicted"]
+    assert delta("llamacpp:prompt_seconds_total") > 0 and delta("llamacpp:tokens_predicted_seconds_total") > 0
+    assert after["llamacpp:n_tokens_max"] >= r["tokens_cached"]
+    assert after["llamacpp:predicted_tokens_seconds"] > 0 and after["llamacpp:prompt_tokens_seconds"] > 0
+    assert after["llamacpp:n_busy_slots_per_decode"] >= 1
+
+    # the same prompt again: all but its last token come from the cache and are not counted as processed
+    again = c.post("/completion", json={"prompt": prompt, "n_predict": 8, "temperature": 0}).json()
+    final, _, _ = scrape(c)
+    assert again["timings"]["prompt_n"] == 1
+    assert final["llamacpp:prompt_tokens_total"] - after["llamacpp:prompt_tokens_total"] == 1
+    assert final["llamacpp:prompt_tokens_cached_total"] - after["llamacpp:prompt_tokens_cached_total"] == again["timings"]["cache_n"]
+    # no work between two scrapes: the throughput gauges (averaged since the last scrape) are 0
+    idle, _, _ = scrape(c)
+    assert idle["llamacpp:predicted_tokens_seconds"] == 0 and idle["llamacpp:prompt_tokens_seconds"] == 0
+
+
+def test_request_latency_histogram_by_route(c):
+    key = 'llamaserve:request_duration_seconds_count{method="POST",route="/completion"}'
+    before, types, _ = scrape(c)
+    assert types["llamaserve:request_duration_seconds"] == "histogram"
+    c.post("/completion", json={"prompt": "Hi", "n_predict": 1})
+    c.post("/tokenize", json={"content": "Hi"})
+    c.get("/nowhere")
+    after, _, _ = scrape(c)
+    assert after[key] - before.get(key, 0) == 1
+    assert after['llamaserve:request_duration_seconds_count{method="POST",route="/tokenize"}'] >= 1
+    assert after['llamaserve:request_duration_seconds_count{method="GET",route="unmatched"}'] >= 1
+    assert after['llamaserve:request_duration_seconds_count{method="GET",route="/metrics"}'] >= 1
+
+
+def test_requests_processing_while_generating(metrics_server, c):
+    body = {"prompt": "Tell a long story", "n_predict": 2000, "ignore_eos": True, "stream": True}
+    with httpx.Client(base_url=metrics_server.url, timeout=60) as streamer:
+        with streamer.stream("POST", "/completion", json=body) as r:
+            next(line for line in r.iter_lines() if line.startswith("data: "))
+            busy, _, _ = scrape(c)
+    assert busy["llamacpp:requests_processing"] == 1
+
+
+def test_without_metrics_flag(client):
+    err = assert_error(client.get("/metrics"), 501, "not_supported_error")
+    assert err["message"] == "This server does not support metrics endpoint. Start it with `--metrics`"
