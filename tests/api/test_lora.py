@@ -23,7 +23,8 @@ def lora_path():
 
 @pytest.fixture(scope="module")
 def lora_server(tmp_path_factory, lora_path):
-    srv = start_server(tmp_path_factory.mktemp("lora"), "-np", "2", "-c", "1024", "--lora", lora_path, *ONE_THREAD)
+    srv = start_server(tmp_path_factory.mktemp("lora"), "-np", "2", "-c", "1024", "--lora", lora_path, *ONE_THREAD,
+                       "--context-shift")  # so that an endless request runs until its client leaves
     yield srv
     srv.stop()
 
@@ -91,7 +92,8 @@ def test_concurrent_requests_with_different_scales_get_their_own_outputs(client,
 
 
 def test_slots_show_the_scales_of_a_running_request(lora_server):
-    body = {"prompt": PROMPT, "n_predict": 400, "ignore_eos": True, "temperature": 0, "stream": True,
+    # endless (context shift, no n_predict): still running whenever /slots is asked, however slow the machine
+    body = {"prompt": PROMPT, "n_predict": -1, "ignore_eos": True, "temperature": 0, "stream": True,
             "lora": [{"id": 0, "scale": 0.5}]}
     with lora_server.client() as c, c.stream("POST", "/completion", json=body) as r:
         assert r.status_code == 200

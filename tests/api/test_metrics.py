@@ -25,7 +25,8 @@ GAUGES = [
 
 @pytest.fixture(scope="module")
 def metrics_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("metrics"), "-np", "2", "-c", "1024", "--metrics", *ONE_THREAD)
+    srv = start_server(tmp_path_factory.mktemp("metrics"), "-np", "2", "-c", "1024", "--metrics", *ONE_THREAD,
+                       "--context-shift")  # so that an endless request runs until its client leaves
     yield srv
     srv.stop()
 
@@ -110,7 +111,8 @@ def test_request_latency_histogram_by_route(c):
 
 
 def test_requests_processing_while_generating(metrics_server, c):
-    body = {"prompt": "Tell a long story", "n_predict": 2000, "ignore_eos": True, "stream": True}
+    # endless (context shift, no n_predict): still running at the scrape, however slow the machine
+    body = {"prompt": "Tell a long story", "n_predict": -1, "ignore_eos": True, "stream": True}
     with httpx.Client(base_url=metrics_server.url, timeout=60) as streamer:
         with streamer.stream("POST", "/completion", json=body) as r:
             next(line for line in r.iter_lines() if line.startswith("data: "))
