@@ -268,7 +268,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--props",), "endpoint_props", "enable changing global properties via POST /props (default: disabled)", None, "LLAMA_ARG_ENDPOINT_PROPS"),
     Flag(("--slot-save-path",), "slot_save_path", "directory for slot KV cache files: POST /slots/{id}?action=save|restore (default: disabled)", _directory, None, metavar="PATH"),
     Flag(("--context-shift",), "ctx_shift", "shift the context when a generation fills it (default: disabled)", None, "LLAMA_ARG_CONTEXT_SHIFT", ("--no-context-shift",)),
-    Flag(("--keep",), "n_keep", "tokens of the prompt kept on context shift (default: 0, -1 = all)", _int, None),
+    Flag(("--keep",), "sampling.n_keep", "tokens of the prompt kept on context shift (default: 0, -1 = all)", _int, None),
     Flag(("--cache-reuse",), "cache_reuse", "min chunk size reused from the cache via KV shifting (default: 0 = disabled)", _nonneg_int, "LLAMA_ARG_CACHE_REUSE"),
     Flag(("-sps", "--slot-prompt-similarity"), "slot_prompt_similarity", "how much a prompt must match a slot's cache to use that slot (default: 0.10, 0.0 = disabled)", _unit_float, None, metavar="SIMILARITY"),
     Flag(("-ngl", "--gpu-layers", "--n-gpu-layers"), "n_gpu_layers", "layers to offload to the GPU: N, 'auto' or 'all' (default: auto)", _gpu_layers, "LLAMA_ARG_N_GPU_LAYERS"),

@@ -33,6 +33,7 @@ class SamplingDefaults:
     """Server-wide sampling defaults (request fields override them)."""
 
     n_predict: int = -1
+    n_keep: int = 0  # --keep: prompt tokens kept on context shift (-1 = all)
     temperature: float = 0.8
     top_k: int = 40
     top_p: float = 0.95
@@ -78,7 +79,6 @@ class Config:
     cont_batching: bool = True
     kv_unified: bool | None = None  # None = on only when n_parallel is auto
     ctx_shift: bool = False
-    n_keep: int = 0
     cache_reuse: int = 0
     slot_prompt_similarity: float = 0.1
 

@@ -194,7 +194,6 @@ def _default_params(config: Config) -> dict[str, Any]:
     for key in ("dry_sequence_breakers", "logit_bias", "grammar", "model"):
         settings.pop(key, None)
     settings.update({
-        "n_discard": 0,
         "adaptive_target": -1.0,  # libllama's adaptive-p sampler, not offered here: off
         "adaptive_decay": 0.9,
         "chat_format": "Content-only",  # what llama-server reports for a plain (non-chat) request

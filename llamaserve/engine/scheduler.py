@@ -617,12 +617,9 @@ class Scheduler:
                 and (time.perf_counter() - slot.t_prompt_done) * 1e3 > task.t_max_predict_ms
             ):
                 stop_type = "limit"
-            elif slot.n_past + 1 >= slot.n_ctx:
-                if self.config.ctx_shift:
-                    self._shift_context(slot)
-                else:
-                    stop_type = "limit"
-                    slot.truncated = True
+            elif slot.n_past + 1 >= slot.n_ctx and not (self.config.ctx_shift and self._shift_context(slot)):
+                stop_type = "limit"
+                slot.truncated = True
 
         if stop_type != "none":
             text += slot.text.finish()
@@ -633,18 +630,25 @@ class Scheduler:
                               n_decoded=slot.n_decoded, id_slot=slot.id, timings=self._timings(slot) if task.timings_per_token else None))
             slot.unsent_tokens, slot.unsent_probs = [], []
 
-    def _shift_context(self, slot: Slot) -> None:
-        n_keep = slot.n_prompt if slot.task.n_keep < 0 else min(slot.task.n_keep, slot.n_prompt)
-        if self.model.info.add_bos and n_keep == 0:
-            n_keep = 1
+    def _shift_context(self, slot: Slot) -> bool:
+        """Make room at the end of a full slot (--context-shift): keep the first n_keep tokens (and
+        BOS), drop n_discard after them, slide the rest down. False when nothing could be dropped."""
+        task = slot.task
+        n_keep = slot.n_prompt if task.n_keep < 0 else min(task.n_keep, slot.n_prompt)
+        if self.model.info.add_bos:
+            n_keep += 1
+        n_keep = min(n_keep, slot.n_ctx - 4)
         n_left = slot.n_past - n_keep
-        n_discard = n_left // 2
+        n_discard = min(task.n_discard or n_left // 2, n_left - 1)
+        if n_discard <= 0:
+            return False
         mem = self.model.memory
         ll.llama_memory_seq_rm(mem, slot.id, n_keep, n_keep + n_discard)
         ll.llama_memory_seq_add(mem, slot.id, n_keep + n_discard, slot.n_past, -n_discard)
         del slot.cache[n_keep : n_keep + n_discard]
         slot.truncated = True
         log.debug("slot %d: context shift, kept %d, discarded %d", slot.id, n_keep, n_discard)
+        return True
 
     def _timings(self, slot: Slot) -> Timings:
         now = time.perf_counter()

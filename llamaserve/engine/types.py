@@ -146,7 +146,8 @@ class Task:
     cache_prompt: bool = True
     cache_reuse: int = 0  # min chunk size for KV-shift reuse (0 = off)
     id_slot: int = -1
-    n_keep: int = 0
+    n_keep: int = 0  # prompt tokens kept on context shift (-1 = all)
+    n_discard: int = 0  # tokens dropped per shift (0 = half of those after n_keep)
     t_max_predict_ms: int = -1
     stream: bool = False  # emit partial results as tokens come
     timings_per_token: bool = False

@@ -94,7 +94,8 @@ class CompletionRequest(BaseModel):
     cache_prompt: StrictBool = True
     n_cache_reuse: _int(0) | None = None
     id_slot: _int(-1) = -1
-    n_keep: _int(-1) = 0
+    n_keep: _int(-1) | None = None  # None: the server's --keep
+    n_discard: _int(0) = 0  # tokens dropped per context shift (0: half of those after n_keep)
     t_max_predict_ms: _int(-1, 2**63 - 1) = -1
     return_tokens: StrictBool = False
     timings_per_token: StrictBool = False
@@ -368,7 +369,8 @@ def build_tasks(
         Task(
             prompt=tokens, params=params, n_predict=n_predict, stop=stop, cache_prompt=req.cache_prompt,
             cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
-            id_slot=req.id_slot, n_keep=req.n_keep, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
+            id_slot=req.id_slot, n_keep=defaults.n_keep if req.n_keep is None else req.n_keep,
+            n_discard=req.n_discard, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
             timings_per_token=req.timings_per_token, index=i, lora=lora_map(req.lora),
         )
         for i, tokens in enumerate(prompts)
@@ -436,6 +438,7 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "stop": task.stop,
         "max_tokens": task.n_predict,
         "n_keep": task.n_keep,
+        "n_discard": task.n_discard,
         "ignore_eos": p.ignore_eos,
         "stream": task.stream,
         "logit_bias": [[t, None if math.isinf(b) else b] for t, b in p.logit_bias],

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.api.test_errors import assert_error
+from tests.conftest import ONE_THREAD, start_server
 
 
 def test_health(client):
@@ -109,6 +111,37 @@ def test_context_limit_stops_generation(small_server):
         assert d["stop_type"] == "limit" and d["truncated"] is True
         assert d["tokens_evaluated"] + d["tokens_predicted"] == 256
         assert d["model"] == "tiny"
+
+
+@pytest.fixture(scope="module")
+def shift_server(tmp_path_factory):
+    """One slot of 256 tokens with --context-shift, keeping 4 prompt tokens by default."""
+    srv = start_server(tmp_path_factory.mktemp("shift"), "-np", "1", "-c", "256", "--context-shift", "--keep", "4", *ONE_THREAD)
+    yield srv
+    srv.stop()
+
+
+def test_context_shift_generates_past_the_context(shift_server):
+    with shift_server.client() as c:
+        d = c.post("/completion", json={"prompt": "Count forever: 1, 2, 3,", "n_predict": 600, "ignore_eos": True, "temperature": 0}).json()
+        assert d["tokens_predicted"] == 600 and d["stop_type"] == "limit" and d["truncated"] is True
+        assert d["generation_settings"]["n_keep"] == 4 and d["generation_settings"]["n_discard"] == 0
+        # per request: keep the whole prompt, drop 16 tokens per shift
+        d = c.post("/completion", json={"prompt": "Count forever: 1, 2, 3,", "n_predict": 300, "ignore_eos": True,
+                                        "temperature": 0, "n_keep": -1, "n_discard": 16}).json()
+        assert d["tokens_predicted"] == 300 and d["truncated"] is True
+        assert d["generation_settings"]["n_keep"] == -1 and d["generation_settings"]["n_discard"] == 16
+        assert_error(c.post("/completion", json={"prompt": "x", "n_discard": -1}), 400, "invalid_request_error")
+
+
+def test_a_long_prompt_kept_whole_still_shifts(shift_server):
+    # n_keep is capped at the slot's context less 4, so there is always something to drop
+    with shift_server.client() as c:
+        prompt = "one two three four five six seven eight nine ten " * 20
+        n = len(c.post("/tokenize", json={"content": prompt}).json()["tokens"])
+        d = c.post("/completion", json={"prompt": prompt, "n_predict": 200, "ignore_eos": True, "temperature": 0, "n_keep": -1}).json()
+        assert n > 180 and n + d["tokens_predicted"] > 256
+        assert d["tokens_predicted"] == 200 and d["truncated"] is True
 
 
 def test_slots_disabled(small_server):

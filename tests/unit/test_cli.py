@@ -27,7 +27,7 @@ def test_short_and_long_forms():
               "-ctk", "q8_0", "-ctv", "q8_0", "--kv-unified", "--no-mmap", "--mlock", "-to", "30", "--threads-http", "4", "-v")
     assert (c.n_parallel, c.slots, c.n_ctx, c.n_batch, c.n_ubatch, c.n_threads, c.n_threads_batch) == (3, 3, 1024, 256, 128, 2, 1)
     assert (c.sampling.n_predict, c.alias, c.sampling.temperature, c.sampling.top_k, c.sampling.seed) == (64, "m", 0.5, 10, 7)
-    assert (c.cont_batching, c.endpoint_slots, c.ctx_shift, c.n_keep, c.cache_reuse) == (False, False, True, 5, 16)
+    assert (c.cont_batching, c.endpoint_slots, c.ctx_shift, c.sampling.n_keep, c.cache_reuse) == (False, False, True, 5, 16)
     assert (c.n_gpu_layers, c.flash_attn, c.cache_type_k, c.cache_type_v, c.unified_kv) == (0, "off", "q8_0", "q8_0", True)
     assert (c.use_mmap, c.use_mlock, c.timeout, c.threads_http, c.verbose) == (False, True, 30, 4, True)
 
