@@ -17,6 +17,7 @@ import pathlib
 import platform
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -193,6 +194,7 @@ def main() -> None:
         for s in launched:
             s.stop()
 
+    paired = paired_ratios(results, "llamaserve", "llama-server") if args.rounds > 1 else {}
     if args.rounds > 1:  # keep the best round of each (server, level): the least disturbed by the machine
         best: dict[tuple[str, int], LevelResult] = {}
         for r in results:
@@ -203,6 +205,10 @@ def main() -> None:
     ceiling = engine_ceiling(args.batched_bench, model, args) if args.batched_bench else {}
     names = [s[0] for s in servers]
     print_table(results, ceiling, names[0], "llama-server" if "llama-server" in names and names[0] != "llama-server" else None)
+    for c, rs in paired.items():
+        print(f"  c={c}: paired by round (ours/theirs), median of {len(rs['tok_s'])}: tok/s {rs['median_tok_s']:.3f} "
+              f"[{', '.join(f'{x:.2f}' for x in rs['tok_s'])}], ITL p50 {rs['median_itl']:.3f} "
+              f"[{', '.join(f'{x:.2f}' for x in rs['itl'])}]")
     if "llama-cpp-python" in names and "llamaserve" in names:
         by = {(r.server, r.concurrency): r for r in results}
         for c in args.concurrency:
@@ -215,12 +221,30 @@ def main() -> None:
         "model": model,
         "engine_ceiling_tok_s": ceiling,
         "results": [r.as_dict() for r in results],
+        "paired_ratios": paired,
     }
     pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
     print(f"results written to {args.json}", file=sys.stderr)
     if args.plot:
         plot(results, args.plot)
+
+
+def paired_ratios(results: list[LevelResult], ours: str, theirs: str) -> dict[int, dict]:
+    """Per level, ours/theirs of each round (the two ran back to back, so the machine's drift between
+    rounds cancels out) and the median of those: a steadier figure than any single round on a noisy host."""
+    by_level: dict[int, dict[str, list[LevelResult]]] = {}
+    for r in results:
+        by_level.setdefault(r.concurrency, {}).setdefault(r.server, []).append(r)
+    out = {}
+    for c, servers in by_level.items():
+        pairs = list(zip(servers.get(ours, []), servers.get(theirs, [])))
+        pairs = [(a, b) for a, b in pairs if b.gen_tok_s > 0 and a.itl_p50_ms > 0 and b.itl_p50_ms > 0]
+        if pairs:
+            tok = [a.gen_tok_s / b.gen_tok_s for a, b in pairs]
+            itl = [a.itl_p50_ms / b.itl_p50_ms for a, b in pairs]
+            out[c] = {"tok_s": tok, "itl": itl, "median_tok_s": statistics.median(tok), "median_itl": statistics.median(itl)}
+    return out
 
 
 if __name__ == "__main__":
