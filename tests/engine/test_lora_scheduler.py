@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import queue
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ from llamaserve.config import Config, LoraSpec
 from llamaserve.engine import SamplingParams, Scheduler, Task
 from llamaserve.errors import InvalidRequest
 from tests.conftest import MODEL, shared_model
+from tests.engine.test_scheduler import run as run_tasks
 
 PROMPT = "The capital of France is"
 
@@ -57,15 +57,8 @@ def base_engine():
     sched.stop()
 
 
-def run(sched, results, tasks, timeout=120):
-    sched.submit(tasks)
-    finals = {}
-    deadline = time.time() + timeout
-    while len(finals) < len(tasks):
-        r = results.get(timeout=max(0.1, deadline - time.time()))
-        if r.done:
-            finals[r.task.id] = r
-    return [finals[t.id] for t in tasks]
+def run(sched, results, tasks):
+    return run_tasks((sched, results), tasks, timeout=120)
 
 
 def greedy(sched, text=PROMPT, n=12, lora=None, **kw) -> Task:
