@@ -574,8 +574,11 @@ class Scheduler:
     def _sample(self, slot: Slot, out: list[Result]) -> None:
         task = slot.task
         budget = slot.budget
+        # a budget that ran out closes the thoughts only between characters (as llama.cpp), so
+        # that they never end in half a UTF-8 sequence
+        waiting = budget is not None and budget.forced() is not None and slot.text.mid_character
         try:
-            forced = budget.forced() if budget else None
+            forced = None if budget is None or waiting else budget.forced()
             if forced is not None:
                 emitted, prob = slot.chain.force(self.model.ctx, slot.i_batch, forced)
                 if emitted:
@@ -588,7 +591,7 @@ class Scheduler:
             out.append(self._error(task, exc, slot))
             self._release(slot)
             return
-        if budget:
+        if budget and not waiting:
             budget.feed(token)
         slot.n_decoded += 1
         slot.next_token = token

@@ -41,6 +41,11 @@ class TextStream:
     stopping_word: str = ""
     _decoder: codecs.IncrementalDecoder = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
+    @property
+    def mid_character(self) -> bool:
+        """The bytes so far end inside a UTF-8 sequence (the next token should complete it)."""
+        return self._decoder.getstate()[0] != b""
+
     def push(self, piece: bytes) -> str:
         """Add one token's bytes; returns the text now safe to send (may be empty)."""
         checked_from = len(self.text)

@@ -19,6 +19,17 @@ def test_split_utf8_is_held_until_complete():
     assert out == ["", "", "🦙", "é"] and tail == ""
 
 
+def test_mid_character_tells_a_cut_utf8_sequence():
+    s = TextStream()
+    data = "🦙".encode()
+    s.push(b"a")
+    assert not s.mid_character
+    s.push(data[:2])
+    assert s.mid_character
+    s.push(data[2:])
+    assert not s.mid_character
+
+
 def test_invalid_utf8_becomes_replacement_at_end():
     out, tail = feed(TextStream(), [b"ok", b"\xe2\x82"])
     assert out == ["ok", ""] and tail == "\ufffd"
