@@ -195,6 +195,7 @@ class Model:
         cparams.type_v = _GGML_TYPES[config.cache_type_v]
         cparams.flash_attn_type = _FLASH_ATTN[config.flash_attn]
         cparams.kv_unified = unified
+        self.unified_kv = unified
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:

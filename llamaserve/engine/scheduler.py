@@ -72,6 +72,7 @@ class Slot:
 
     def _reset_task_state(self) -> None:
         self.chain: SamplerChain | None = None
+        self.leader: Slot | None = None  # a slot evaluating this task's prompt for it (see _follow)
         self.budget: ReasoningBudget | None = None
         self.text: TextStream | None = None
         self.prompt_np = np.zeros(0, dtype=np.int32)
@@ -381,6 +382,9 @@ class Scheduler:
         # nothing in it can be reused.
         reuse = task.cache_prompt and slot.lora == task.lora_scales
         keep = common_prefix(slot.cache, prompt) if reuse else 0
+        leader = self._prompt_leader(task, keep)
+        if leader is not None:
+            keep = 0  # the leader's cache replaces this one
         if reuse and task.cache_reuse > 0:
             keep = self._reuse_chunks(slot, prompt, keep, task.cache_reuse)
         if keep == len(prompt):
@@ -399,9 +403,42 @@ class Scheduler:
         slot.prompt_np = np.asarray(prompt, dtype=np.int32)
         slot.n_prompt = len(prompt)
         slot.n_cached = keep
+        slot.leader = leader
         slot.t_start = time.perf_counter()
         self.stats.prompt_tokens_cached += keep
         log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+
+    def _prompt_leader(self, task: Task, cached: int) -> Slot | None:
+        """A slot still evaluating the same prompt for a sibling task (same group, same adapter
+        scales) with more of it left than this slot has cached: this task waits and copies its cache."""
+        if task.prompt_group is None:
+            return None
+        for s in self.slots:
+            t = s.task
+            if (t is not None and t.prompt_group is task.prompt_group and s.state == Slot.PROMPT and s.leader is None
+                    and s.lora == task.lora_scales and t.prompt == task.prompt and s.n_prompt - 1 > cached):
+                return s
+        return None
+
+    def _follow(self, leader: Slot) -> None:
+        """The leader's prompt is evaluated: its followers take a copy of its KV cache and decode
+        only the last prompt token themselves (for their own logits)."""
+        mem = self.model.memory
+        n = leader.n_prompt
+        for s in self.slots:
+            if s.leader is not leader:
+                continue
+            s.leader = None
+            ll.llama_memory_seq_rm(mem, s.id, -1, -1)
+            if self.model.unified_kv:
+                ll.llama_memory_seq_cp(mem, leader.id, s.id, 0, n - 1)
+            else:  # across KV streams libllama copies whole sequences only
+                ll.llama_memory_seq_cp(mem, leader.id, s.id, -1, -1)
+                ll.llama_memory_seq_rm(mem, s.id, n - 1, -1)
+            s.cache[:] = leader.cache[: n - 1]
+            s.n_cached = n - 1
+            self.stats.prompt_tokens_cached += n - 1
+            log.debug("slot %d: copied %d prompt tokens from slot %d", s.id, n - 1, leader.id)
 
     def _start_embedding(self, slot: Slot, task: Task) -> None:
         # Stateless: the slot's sequence is emptied after every decode, nothing is cached.
@@ -468,7 +505,7 @@ class Scheduler:
         chunks: list[tuple[Slot, int]] = []
         if self.config.cont_batching or not generating:
             for slot in self.slots:
-                if slot.state != Slot.PROMPT or batch.n >= limit or slot.lora != lora:
+                if slot.state != Slot.PROMPT or batch.n >= limit or slot.lora != lora or slot.leader is not None:
                     continue
                 start = slot.n_past
                 k = min(slot.n_prompt - start, limit - batch.n)
@@ -496,6 +533,7 @@ class Scheduler:
                 slot.state = Slot.GENERATE
                 slot.t_prompt_done = now
                 generating.append(slot)
+                self._follow(slot)
         self._count_decode(sum(k for _, k in chunks), now - t0)
         for slot in generating:
             self._sample(slot, out)
@@ -684,6 +722,9 @@ class Scheduler:
         self.stats.decoded(n_prompt_tokens, seconds, n_busy, max(s.n_past for s in self.slots))
 
     def _release(self, slot: Slot) -> None:
+        for s in self.slots:
+            if s.leader is slot:  # it will not finish the prompt: they evaluate it themselves
+                s.leader = None
         if slot.n_decoded:  # finished, failed or cancelled: what was generated counts (as in llama-server)
             self.stats.generated(slot.n_decoded, time.perf_counter() - slot.t_prompt_done)
         if slot.chain is not None:

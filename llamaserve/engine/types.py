@@ -158,6 +158,9 @@ class Task:
     embd_normalize: int = 2  # EMBEDDING: -1 none, 0 max-abs int16, 1 taxicab, 2 euclidean, >2 p-norm
     lora: dict[int, float] | None = None  # adapter id -> scale for this request (others 0); None = the server's scales
     lora_scales: tuple[float, ...] | None = None  # set by the engine when the task starts: every adapter's scale
+    # Tasks with the same prompt that may share its evaluation (the n choices of one OpenAI prompt):
+    # the same object on each; the first to start evaluates it, the others copy its KV cache.
+    prompt_group: object | None = None
     id: int = field(default_factory=lambda: next(_task_ids))
     cancelled: bool = False
 

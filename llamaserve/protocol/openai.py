@@ -454,6 +454,11 @@ def build_tasks(
 ) -> list[Task]:
     """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""
     tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab, cache_reuse)
+    if plan.n > 1:  # the choices of one prompt evaluate it once
+        for i, t in enumerate(tasks):
+            if i % plan.n == 0:
+                group = object()
+            t.prompt_group = group
     if plan.budget is not None:
         b = plan.budget
 

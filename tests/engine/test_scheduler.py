@@ -125,3 +125,30 @@ def test_call_runs_on_the_scheduler_thread_between_steps(engine):
     n_cached = sched.call(when_idle).result(30)
     final = next(r for r in iter(lambda: results.get(timeout=30), None) if r.done and r.task is task)
     assert n_cached == final.n_cached and len(seen) > 1
+
+
+@pytest.mark.parametrize("unified", [False, True], ids=["kv-per-slot", "kv-unified"])
+def test_choices_of_one_prompt_evaluate_it_once(unified):
+    """The n choices of one prompt (one prompt_group): the first evaluates the prompt, the others copy
+    its KV cache and decode only its last token, and each choice samples exactly what it would alone."""
+    results: queue.Queue = queue.Queue()
+    sched = Scheduler(Config(model=MODEL, n_parallel=3, n_ctx=3072, n_threads=2, n_batch=64, kv_unified=unified),
+                      lambda rs: [results.put(r) for r in rs])
+    sched.start()
+    try:
+        assert sched.ready.wait(60) and sched.load_error is None
+        prompt = sched.model.tokenize("A short history of the bicycle, from the draisine to the safety bicycle. " * 6)
+        assert len(prompt) > 64  # evaluated over several steps: the siblings wait for it
+
+        def task(seed, group=None):
+            return Task(prompt, SamplingParams(temperature=1.0, seed=seed), n_predict=12, cache_prompt=False, prompt_group=group)
+
+        alone = [run((sched, results), [task(seed)])[0] for seed in (1, 2, 3)]
+        group = object()
+        together = run((sched, results), [task(seed, group) for seed in (1, 2, 3)])
+        assert [r.text for r in together] == [r.text for r in alone]
+        assert len({r.text for r in together}) > 1
+        assert sorted(r.timings.prompt_n for r in together) == [1, 1, len(prompt)]
+        assert all(r.timings.prompt_n == len(prompt) for r in alone)
+    finally:
+        sched.stop()
