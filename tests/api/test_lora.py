@@ -95,12 +95,13 @@ def test_slots_show_the_scales_of_a_running_request(lora_server):
     # endless (context shift, no n_predict): still running whenever /slots is asked, however slow the machine
     body = {"prompt": PROMPT, "n_predict": -1, "ignore_eos": True, "temperature": 0, "stream": True,
             "lora": [{"id": 0, "scale": 0.5}]}
-    with lora_server.client() as c, c.stream("POST", "/completion", json=body) as r:
+    with lora_server.client() as streamer, lora_server.client() as c, streamer.stream("POST", "/completion", json=body) as r:
         assert r.status_code == 200
-        next(line for line in r.iter_lines() if line.startswith("data: "))  # it runs
+        first = next(line for line in r.iter_lines() if line.startswith("data: "))  # it runs
+        assert '"content"' in first, first
         busy = [s for s in c.get("/slots").json() if s["is_processing"]]
-    # leaving the stream cancels the request
-    assert [s["params"]["lora"] for s in busy] == [[{"id": 0, "scale": 0.5}]]
+        # leaving the stream cancels the request
+        assert [s["params"]["lora"] for s in busy] == [[{"id": 0, "scale": 0.5}]], lora_server.log()[-3000:]
 
 
 def test_the_cache_is_not_reused_under_other_scales(client, outputs):
