@@ -29,6 +29,7 @@ from llamaserve.engine.lora import LoraAdapter, Scales
 from llamaserve.engine.model import POOLING_IDS, Model
 from llamaserve.engine.reasoning_budget import ReasoningBudget
 from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
+from llamaserve.engine.slot import Slot, common_prefix
 from llamaserve.engine.stats import EngineStats
 from llamaserve.engine.text_stream import TextStream
 from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Result, Task, Timings
@@ -45,58 +46,6 @@ EMBEDDING_MODE_MESSAGE = (
     "This server runs in embedding mode (--embedding): it serves /embedding, /v1/embeddings and /rerank, "
     "not text generation"
 )
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    x = np.asarray(a[:n], dtype=np.int64)
-    y = np.asarray(b[:n], dtype=np.int64)
-    diff = np.flatnonzero(x != y)
-    return int(diff[0]) if len(diff) else n
-
-
-class Slot:
-    IDLE, PROMPT, GENERATE = "idle", "prompt", "generate"
-
-    def __init__(self, sid: int, n_ctx: int):
-        self.id = sid
-        self.n_ctx = n_ctx
-        self.cache: list[int] = []  # tokens in this slot's KV sequence, in order
-        self.lora: Scales = ()  # the LoRA scales the cache was computed with (and its task runs with)
-        self.state = Slot.IDLE
-        self.task: Task | None = None
-        self.t_last_used = 0.0
-        self._reset_task_state()
-
-    def _reset_task_state(self) -> None:
-        self.chain: SamplerChain | None = None
-        self.leader: Slot | None = None  # a slot evaluating this task's prompt for it (see _follow)
-        self.budget: ReasoningBudget | None = None
-        self.text: TextStream | None = None
-        self.prompt_np = np.zeros(0, dtype=np.int32)
-        self.n_prompt = 0
-        self.n_cached = 0
-        self.n_decoded = 0
-        self.next_token = -1
-        self.i_batch = -1
-        self.generated: list[int] = []
-        self.probs: list = []
-        self.unsent_tokens: list[int] = []
-        self.unsent_probs: list = []
-        self.truncated = False
-        self.has_new_line = False
-        self.t_start = 0.0
-        self.t_prompt_done = 0.0
-
-    @property
-    def n_past(self) -> int:
-        return len(self.cache)
-
-    @property
-    def busy(self) -> bool:
-        return self.task is not None
 
 
 class Scheduler:
@@ -385,13 +334,11 @@ class Scheduler:
         leader = self._prompt_leader(task, keep)
         if leader is not None:
             keep = 0  # the leader's cache replaces this one
-        if reuse and task.cache_reuse > 0:
-            keep = self._reuse_chunks(slot, prompt, keep, task.cache_reuse)
+        elif reuse and task.cache_reuse > 0:
+            keep = slot.reuse_chunks(self.model.memory, prompt, keep, task.cache_reuse)
         if keep == len(prompt):
             keep -= 1  # the last prompt token must be decoded again to get its logits
-        if keep < slot.n_past:
-            ll.llama_memory_seq_rm(self.model.memory, slot.id, keep, -1)
-            del slot.cache[keep:]
+        slot.forget_from(self.model.memory, keep)
 
         slot._reset_task_state()
         slot.lora = task.lora_scales
@@ -429,13 +376,7 @@ class Scheduler:
             if s.leader is not leader:
                 continue
             s.leader = None
-            ll.llama_memory_seq_rm(mem, s.id, -1, -1)
-            if self.model.unified_kv:
-                ll.llama_memory_seq_cp(mem, leader.id, s.id, 0, n - 1)
-            else:  # across KV streams libllama copies whole sequences only
-                ll.llama_memory_seq_cp(mem, leader.id, s.id, -1, -1)
-                ll.llama_memory_seq_rm(mem, s.id, n - 1, -1)
-            s.cache[:] = leader.cache[: n - 1]
+            s.copy_prefix(mem, leader, n - 1, self.model.unified_kv)
             s.n_cached = n - 1
             self.stats.prompt_tokens_cached += n - 1
             log.debug("slot %d: copied %d prompt tokens from slot %d", s.id, n - 1, leader.id)
@@ -448,30 +389,6 @@ class Scheduler:
         slot.prompt_np = np.asarray(task.prompt, dtype=np.int32)
         slot.n_prompt = len(task.prompt)
         slot.t_start = time.perf_counter()
-
-    def _reuse_chunks(self, slot: Slot, prompt: list[int], keep: int, min_chunk: int) -> int:
-        """--cache-reuse: move cached runs of >= min_chunk tokens that reappear later in the
-        prompt into place with a KV shift, instead of evaluating them again. Returns the new
-        number of reusable prompt tokens; slot.cache is updated to match the KV sequence."""
-        cache, mem = slot.cache, self.model.memory
-        head_c = head_p = keep
-        while head_c < len(cache) and head_p < len(prompt):
-            n = 0
-            while head_c + n < len(cache) and head_p + n < len(prompt) and cache[head_c + n] == prompt[head_p + n]:
-                n += 1
-            if n >= min_chunk:
-                ll.llama_memory_seq_rm(mem, slot.id, head_p, head_c)
-                ll.llama_memory_seq_add(mem, slot.id, head_c, head_c + n, head_p - head_c)
-                cache[head_p : head_p + n] = cache[head_c : head_c + n]
-                head_p += n
-                head_c += n
-            else:
-                head_c += 1
-        if head_p > keep:
-            log.debug("slot %d: reused %d cached tokens by KV shifting", slot.id, head_p - keep)
-            ll.llama_memory_seq_rm(mem, slot.id, head_p, -1)
-            del cache[head_p:]
-        return head_p
 
     # --- one batch ---
 
@@ -683,10 +600,7 @@ class Scheduler:
         n_discard = min(task.n_discard or n_left // 2, n_left - 1)
         if n_discard <= 0:
             return False
-        mem = self.model.memory
-        ll.llama_memory_seq_rm(mem, slot.id, n_keep, n_keep + n_discard)
-        ll.llama_memory_seq_add(mem, slot.id, n_keep + n_discard, slot.n_past, -n_discard)
-        del slot.cache[n_keep : n_keep + n_discard]
+        slot.discard(self.model.memory, n_keep, n_discard)
         slot.truncated = True
         log.debug("slot %d: context shift, kept %d, discarded %d", slot.id, n_keep, n_discard)
         return True

@@ -1,0 +1,118 @@
+"""A slot: one sequence of the llama_context's KV cache, the tokens in it, and the task it serves.
+
+The KV operations here keep `cache` and the sequence in step; the scheduler decides when to use them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import llama_cpp.llama_cpp as ll
+import numpy as np
+
+from llamaserve.engine.lora import Scales
+from llamaserve.engine.reasoning_budget import ReasoningBudget
+from llamaserve.engine.sampler import SamplerChain
+from llamaserve.engine.text_stream import TextStream
+from llamaserve.engine.types import Task
+
+log = logging.getLogger("llamaserve.engine")
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    x = np.asarray(a[:n], dtype=np.int64)
+    y = np.asarray(b[:n], dtype=np.int64)
+    diff = np.flatnonzero(x != y)
+    return int(diff[0]) if len(diff) else n
+
+
+class Slot:
+    IDLE, PROMPT, GENERATE = "idle", "prompt", "generate"
+
+    def __init__(self, sid: int, n_ctx: int):
+        self.id = sid
+        self.n_ctx = n_ctx
+        self.cache: list[int] = []  # tokens in this slot's KV sequence, in order
+        self.lora: Scales = ()  # the LoRA scales the cache was computed with (and its task runs with)
+        self.state = Slot.IDLE
+        self.task: Task | None = None
+        self.t_last_used = 0.0
+        self._reset_task_state()
+
+    def _reset_task_state(self) -> None:
+        self.chain: SamplerChain | None = None
+        self.leader: Slot | None = None  # a slot evaluating this task's prompt for it (see _follow)
+        self.budget: ReasoningBudget | None = None
+        self.text: TextStream | None = None
+        self.prompt_np = np.zeros(0, dtype=np.int32)
+        self.n_prompt = 0
+        self.n_cached = 0
+        self.n_decoded = 0
+        self.next_token = -1
+        self.i_batch = -1
+        self.generated: list[int] = []
+        self.probs: list = []
+        self.unsent_tokens: list[int] = []
+        self.unsent_probs: list = []
+        self.truncated = False
+        self.has_new_line = False
+        self.t_start = 0.0
+        self.t_prompt_done = 0.0
+
+    @property
+    def n_past(self) -> int:
+        return len(self.cache)
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+    # --- the slot's KV sequence (self.cache mirrors it token for token) ---
+
+    def forget_from(self, mem, keep: int) -> None:
+        """Drop the sequence from position `keep` on."""
+        if keep < self.n_past:
+            ll.llama_memory_seq_rm(mem, self.id, keep, -1)
+            del self.cache[keep:]
+
+    def discard(self, mem, n_keep: int, n_discard: int) -> None:
+        """Context shift: drop n_discard tokens after the first n_keep and slide the rest down."""
+        ll.llama_memory_seq_rm(mem, self.id, n_keep, n_keep + n_discard)
+        ll.llama_memory_seq_add(mem, self.id, n_keep + n_discard, self.n_past, -n_discard)
+        del self.cache[n_keep : n_keep + n_discard]
+
+    def copy_prefix(self, mem, source: Slot, n: int, unified_kv: bool) -> None:
+        """Make this sequence the first n tokens of `source`'s (llama_memory_seq_cp)."""
+        ll.llama_memory_seq_rm(mem, self.id, -1, -1)
+        if unified_kv:
+            ll.llama_memory_seq_cp(mem, source.id, self.id, 0, n)
+        else:  # across KV streams libllama copies whole sequences only
+            ll.llama_memory_seq_cp(mem, source.id, self.id, -1, -1)
+            ll.llama_memory_seq_rm(mem, self.id, n, -1)
+        self.cache[:] = source.cache[:n]
+
+    def reuse_chunks(self, mem, prompt: list[int], keep: int, min_chunk: int) -> int:
+        """--cache-reuse: move cached runs of >= min_chunk tokens that reappear later in the
+        prompt into place with a KV shift, instead of evaluating them again. Returns the new
+        number of reusable prompt tokens."""
+        cache = self.cache
+        head_c = head_p = keep
+        while head_c < len(cache) and head_p < len(prompt):
+            n = 0
+            while head_c + n < len(cache) and head_p + n < len(prompt) and cache[head_c + n] == prompt[head_p + n]:
+                n += 1
+            if n >= min_chunk:
+                ll.llama_memory_seq_rm(mem, self.id, head_p, head_c)
+                ll.llama_memory_seq_add(mem, self.id, head_c, head_c + n, head_p - head_c)
+                cache[head_p : head_p + n] = cache[head_c : head_c + n]
+                head_p += n
+                head_c += n
+            else:
+                head_c += 1
+        if head_p > keep:
+            log.debug("slot %d: reused %d cached tokens by KV shifting", self.id, head_p - keep)
+            self.forget_from(mem, head_p)
+        return head_p
