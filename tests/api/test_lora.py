@@ -97,7 +97,10 @@ def test_slots_show_the_scales_of_a_running_request(lora_server):
             "lora": [{"id": 0, "scale": 0.5}]}
     with lora_server.client() as streamer, lora_server.client() as c, streamer.stream("POST", "/completion", json=body) as r:
         assert r.status_code == 200
-        first = next(line for line in r.iter_lines() if line.startswith("data: "))  # it runs
+        # held: dropping the line iterator closes the connection (httpcore), and the server
+        # rightly cancels the request of a client that left
+        lines = r.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))  # it runs
         assert '"content"' in first, first
         busy = [s for s in c.get("/slots").json() if s["is_processing"]]
         # leaving the stream cancels the request

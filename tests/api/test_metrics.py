@@ -115,7 +115,10 @@ def test_requests_processing_while_generating(metrics_server, c):
     body = {"prompt": "Tell a long story", "n_predict": -1, "ignore_eos": True, "stream": True}
     with httpx.Client(base_url=metrics_server.url, timeout=60) as streamer:
         with streamer.stream("POST", "/completion", json=body) as r:
-            next(line for line in r.iter_lines() if line.startswith("data: "))
+            # held: dropping the line iterator closes the connection (httpcore), and the server
+            # rightly cancels the request of a client that left
+            lines = r.iter_lines()
+            next(line for line in lines if line.startswith("data: "))
             busy, _, _ = scrape(c)
     assert busy["llamacpp:requests_processing"] == 1
 
