@@ -529,18 +529,19 @@ class Scheduler:
     def _sample(self, slot: Slot, out: list[Result]) -> None:
         task = slot.task
         budget = slot.budget
+        forced = budget.forced() if budget else None
         # a budget that ran out closes the thoughts only between characters (as llama.cpp), so
         # that they never end in half a UTF-8 sequence
-        waiting = budget is not None and budget.forced() is not None and slot.text.mid_character
+        waiting = forced is not None and slot.text.mid_character
+        token = None
         try:
-            forced = None if budget is None or waiting else budget.forced()
-            if forced is not None:
+            if forced is not None and not waiting:
                 emitted, prob = slot.chain.force(self.model.ctx, slot.i_batch, forced)
                 if emitted:
                     token = forced
                 else:
                     budget.stop_forcing()
-            if forced is None or not emitted:
+            if token is None:
                 token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
         except ServerError as exc:
             out.append(self._error(task, exc, slot))

@@ -454,28 +454,26 @@ def build_tasks(
 ) -> list[Task]:
     """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""
     tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab, cache_reuse)
-    if plan.n > 1:  # the choices of one prompt evaluate it once
-        for i, t in enumerate(tasks):
-            if i % plan.n == 0:
-                group = object()
-            t.prompt_group = group
+    changes: dict[str, Any] = {}  # what the chat plan adds to the tasks' (shared) sampling params
     if plan.budget is not None:
         b = plan.budget
 
         def markup(text: str) -> tuple[int, ...]:
             return tuple(tokenize(text, False))
 
-        spec = BudgetSpec(b.tokens, markup(b.start), markup(b.end), markup(b.message + b.end), b.open_in_prompt)
-        for t in tasks:
-            t.params = dataclasses.replace(t.params, reasoning=spec)
+        changes["reasoning"] = BudgetSpec(b.tokens, markup(b.start), markup(b.end), markup(b.message + b.end), b.open_in_prompt)
     g = plan.tool_grammar
     if g is not None:
-        params = dataclasses.replace(tasks[0].params, grammar=g.gbnf, grammar_lazy=g.lazy,
-                                     grammar_triggers=[t.regex() for t in g.triggers])
+        changes.update(grammar=g.gbnf, grammar_lazy=g.lazy, grammar_triggers=[t.regex() for t in g.triggers])
+    if changes:
+        params = dataclasses.replace(tasks[0].params, **changes)
         for t in tasks:
             t.params = params
     if plan.n > 1:
         for t in tasks:
+            if t.index % plan.n == 0:  # the choices of one prompt evaluate it once
+                group = object()
+            t.prompt_group = group
             seed = t.params.seed
             if seed != RANDOM_SEED:
                 # a fixed seed stays reproducible, yet the n choices differ
