@@ -252,6 +252,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-c", "--ctx-size"), "n_ctx", "size of the prompt context (default: 0 = from model)", _nonneg_int, "LLAMA_ARG_CTX_SIZE"),
     Flag(("-b", "--batch-size"), "n_batch", "logical maximum batch size (default: 2048)", _positive_int, "LLAMA_ARG_BATCH"),
     Flag(("-ub", "--ubatch-size"), "n_ubatch", "physical maximum batch size (default: 512)", _positive_int, "LLAMA_ARG_UBATCH"),
+    Flag(("--prompt-chunk",), "prompt_chunk", "prompt tokens per step while other requests are in flight (default: 0 = auto: 64 on CPU, the batch size with GPU offload)", _nonneg_int, None),
     Flag(("-t", "--threads"), "n_threads", "CPU threads for generation (default: -1 = all cores)", _int, "LLAMA_ARG_THREADS"),
     Flag(("-tb", "--threads-batch"), "n_threads_batch", "CPU threads for batch and prompt processing (default: same as --threads)", _int, "LLAMA_ARG_THREADS_BATCH"),
     Flag(("-n", "--predict", "--n-predict"), "sampling.n_predict", "default number of tokens to predict (default: -1 = until end of generation)", _int, "LLAMA_ARG_N_PREDICT"),

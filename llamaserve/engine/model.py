@@ -30,6 +30,7 @@ POOLING_IDS = {"": -1, "none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
 POOLING_NAMES = {v: k for k, v in POOLING_IDS.items() if k}
 
 _backend_ready = False
+CPU_PROMPT_CHUNK = 64  # tokens: about one short chat prompt (see default_prompt_chunk)
 
 
 class ModelLoadError(ServerError):
@@ -271,6 +272,15 @@ class Model:
             return int(self._meta(key))
         except ValueError:
             return default
+
+    def default_prompt_chunk(self) -> int:
+        """Config.prompt_chunk's auto value. Where the layers run on a GPU a step's time hardly
+        grows with its tokens, so prompts batch freely (up to n_batch, as llama-server); on a CPU
+        it grows in proportion (measured: 60 prompt tokens 340 ms, 8 prompts of 60 in one step
+        2.5 s), so a step takes about one short prompt."""
+        if self.config.n_gpu_layers != 0 and ll.llama_supports_gpu_offload():
+            return self.n_batch
+        return CPU_PROMPT_CHUNK
 
     def _desc(self) -> str:
         buf = ctypes.create_string_buffer(256)

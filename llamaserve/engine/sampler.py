@@ -84,6 +84,7 @@ class SamplerChain:
         # milliseconds a step, so (as llama.cpp does) the chain picks a token first and the grammar
         # checks only that one; the vocabulary goes through the grammar only when it refuses.
         self.grammar = None
+        self.argmax = False  # set by _build when the chain reduces to argmax (SamplingParams.is_greedy)
         self._keep = []  # ctypes buffers the C samplers point into
         try:
             self._build(model, params)
@@ -95,9 +96,6 @@ class SamplerChain:
         ll.llama_sampler_chain_add(self.ptr, sampler)
 
     def _build(self, model, p: SamplingParams) -> None:
-        if p.is_greedy and p.n_probs == 0:
-            self._add(ll.llama_sampler_init_greedy())
-            return
         if p.grammar:
             check_grammar_length(p.grammar)
             self.grammar = _grammar_sampler(model, p)
@@ -109,6 +107,14 @@ class SamplerChain:
         n_suppress = ctypes.c_int32(0)
         suppress = ll.llama_vocab_get_suppress_tokens(model.vocab, ctypes.byref(n_suppress))
         biases += [(suppress[i], -math.inf) for i in range(n_suppress.value)]
+        if p.is_greedy and p.n_probs == 0:
+            # argmax in numpy (~10 us) instead of the chain, which copies the whole vocabulary into
+            # candidates and sorts it for top-k before keeping the best one (~100 us a token)
+            self.argmax = True
+            self._bias_ids = np.array([t for t, _ in biases], dtype=np.int64)
+            self._bias_values = np.array([b for _, b in biases], dtype=np.float32)
+            self._add(ll.llama_sampler_init_greedy())  # for accept(); never asked to sample
+            return
         if biases:
             arr = (ll.llama_logit_bias * len(biases))(*[ll.llama_logit_bias(t, b) for t, b in biases])
             self._keep.append(arr)
@@ -169,6 +175,12 @@ class SamplerChain:
     def sample(self, ctx, idx: int) -> tuple[int, TokenProb | None]:
         """Sample the token at batch index `idx` (and accept it into the chain)."""
         p = self.params
+        if self.argmax:
+            logits = self._logits(ctx, idx)
+            if len(self._bias_ids):
+                logits = logits.copy()
+                np.add.at(logits, self._bias_ids, self._bias_values)
+            return int(logits.argmax()), None
         if self.grammar is None and not (p.n_probs > 0 and p.post_sampling_probs):
             if p.n_probs <= 0:
                 return ll.llama_sampler_sample(self.ptr, ctx, idx), None

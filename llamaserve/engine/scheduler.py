@@ -62,6 +62,7 @@ class Scheduler:
         self._wake = threading.Condition()
         self._stopping = False
         self._batch_limit = config.n_batch
+        self.prompt_chunk = config.n_batch
         self._thread = threading.Thread(target=self._run, name="llamaserve-scheduler", daemon=True)
         self.n_steps = 0
         self.lora_scales: Scales = ()  # LoRA scales of requests that name none (POST /lora-adapters)
@@ -151,6 +152,7 @@ class Scheduler:
             self.model = Model(self.config)
             self.slots = [Slot(i, self.model.n_ctx_slot) for i in range(self.config.slots)]
             self.batch = Batch(max(self.model.n_batch, len(self.slots)), len(self.slots))
+            self.prompt_chunk = self.config.prompt_chunk or self.model.default_prompt_chunk()
             lora = self.model.lora
             self.lora_scales = lora.scales({}) if self.config.lora_init_without_apply else lora.initial
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
@@ -421,9 +423,16 @@ class Scheduler:
             slot.i_batch = batch.add(slot.next_token, slot.n_past, slot.id, True)
         chunks: list[tuple[Slot, int]] = []
         if self.config.cont_batching or not generating:
-            for slot in self.slots:
-                if slot.state != Slot.PROMPT or batch.n >= limit or slot.lora != lora or slot.leader is not None:
-                    continue
+            prompting = sorted(
+                (s for s in self.slots if s.state == Slot.PROMPT and s.lora == lora and s.leader is None),
+                key=lambda s: s.t_start,
+            )
+            if generating or len(prompting) > 1:
+                # others are waiting on this step: bound its prompt work (see Config.prompt_chunk)
+                limit = min(limit, batch.n + self.prompt_chunk)
+            for slot in prompting:
+                if batch.n >= limit:
+                    break
                 start = slot.n_past
                 k = min(slot.n_prompt - start, limit - batch.n)
                 last = start + k == slot.n_prompt

@@ -68,15 +68,21 @@ class SamplingParams:
 
     @property
     def is_greedy(self) -> bool:
-        """True when the chain reduces to argmax over unmodified logits."""
+        """True when sampling is argmax over the logits after the logit biases: temperature <= 0,
+        and no sampler that keeps state (penalties, DRY, mirostat), that may drop the best token
+        (typical-p, XTC, infill) or that constrains it (a grammar). The others (top-k, top-p,
+        min-p, top-n-sigma, dynamic temperature) always keep the best token."""
+        penalties = self.repeat_last_n != 0 and (
+            self.repeat_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0)
         return (
             self.temperature <= 0.0
             and self.mirostat == 0
-            and not self.logit_bias
-            and not self.ignore_eos
             and not self.grammar
-            and (self.repeat_penalty == 1.0 and self.presence_penalty == 0.0 and self.frequency_penalty == 0.0 or self.repeat_last_n == 0)
+            and not penalties
             and self.dry_multiplier == 0.0
+            and self.typical_p >= 1.0
+            and (self.xtc_probability <= 0.0 or self.xtc_threshold > 0.5)
+            and "infill" not in self.samplers
         )
 
 

@@ -152,3 +152,46 @@ def test_choices_of_one_prompt_evaluate_it_once(unified):
         assert all(r.timings.prompt_n == len(prompt) for r in alone)
     finally:
         sched.stop()
+
+
+def test_prompt_chunk_bounds_steps_while_others_run():
+    """--prompt-chunk 16: while other requests are in flight a step holds at most 16 prompt tokens,
+    prompts go in arrival order (so first tokens come in that order), and a prompt alone still
+    takes whole n_batch steps. The texts are those of each request alone."""
+    results: queue.Queue = queue.Queue()
+    sched = Scheduler(Config(model=MODEL, n_parallel=3, n_ctx=3072, n_threads=2, n_batch=64, prompt_chunk=16),
+                      lambda rs: [results.put(r) for r in rs])
+    sched.start()
+    try:
+        assert sched.ready.wait(60) and sched.load_error is None
+        steps: list[int] = []
+        decode = sched.batch.decode
+        sched.batch.decode = lambda ctx: steps.append(sched.batch.n) or decode(ctx)
+        texts = [f"Request {i}: a list of rivers, lakes and seas of the world, with their lengths, in a table." for i in range(3)]
+
+        def task(text):
+            return Task(sched.model.tokenize(text), SamplingParams(temperature=0, ignore_eos=True), n_predict=8,
+                        cache_prompt=False, stream=True)
+
+        alone = [run((sched, results), [task(t)])[0] for t in texts]
+        assert all(r.n_prompt > 16 for r in alone)
+        long = task("Some facts about the ocean. " * 20)
+        steps.clear()
+        run((sched, results), [long])
+        assert steps[0] == 64  # alone: whole n_batch steps
+
+        steps.clear()
+        tasks = [task(t) for t in texts]
+        sched.submit(tasks)
+        firsts, finals = [], {}
+        while len(finals) < 3:
+            r = results.get(timeout=60)
+            if r.task.id not in firsts:
+                firsts.append(r.task.id)
+            if r.done:
+                finals[r.task.id] = r
+        assert firsts == [t.id for t in tasks]
+        assert max(steps) <= 16 + 2  # 16 prompt tokens and the other two slots' next tokens
+        assert [finals[t.id].text for t in tasks] == [r.text for r in alone]
+    finally:
+        sched.stop()
