@@ -40,9 +40,14 @@ def test_environment_variables_and_precedence():
     assert parse("-c", "2048", env=env).n_ctx == 2048  # the command line wins
 
 
+def test_prompt_chunk_flag():
+    assert parse().prompt_chunk == 0  # auto: chosen by the engine once it knows where the layers run
+    assert parse("--prompt-chunk", "128").prompt_chunk == 128
+
+
 @pytest.mark.parametrize("argv", [
     ["--bogus"], ["-np", "0"], ["-c", "abc"], ["-fa", "maybe"], ["-ctk", "q3_weird"], ["--port", "70000"],
-    ["--top-p", "1.5"], ["-b", "0"], ["--pooling", "max"], ["--embd-normalize", "-2"],
+    ["--top-p", "1.5"], ["-b", "0"], ["--pooling", "max"], ["--embd-normalize", "-2"], ["--prompt-chunk", "-1"],
 ])
 def test_bad_flags_exit_non_zero(argv, capsys):
     with pytest.raises(SystemExit) as exc:
