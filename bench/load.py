@@ -50,6 +50,7 @@ class LevelResult:
     itl_p50_ms: float
     itl_p99_ms: float
     tokens: int
+    error_samples: list[str] = field(default_factory=list)  # the first few distinct errors, to say what failed
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +125,7 @@ async def run_level(url: str, name: str, api: str, concurrency: int, requests_pe
         gen_tok_s=tokens / wall if wall > 0 else 0.0, req_s=len(good) / wall if wall > 0 else 0.0,
         ttft_p50_ms=statistics.median(ttft) if ttft else float("nan"), ttft_p90_ms=_pct(ttft, 90),
         itl_p50_ms=statistics.median(itl) if itl else float("nan"), itl_p99_ms=_pct(itl, 99), tokens=tokens,
+        error_samples=list(dict.fromkeys(s.error for s in stats if not s.ok))[:3],
     )
 
 
