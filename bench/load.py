@@ -102,7 +102,9 @@ async def _one(client: httpx.AsyncClient, api: str, prompt: str, n_predict: int,
 
 async def run_level(url: str, name: str, api: str, concurrency: int, requests_per_client: int,
                     prompt_words: int, n_predict: int, model: str = "model") -> LevelResult:
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    # httpx keeps an idle connection 5 s, as long as llama-server (cpp-httplib) does: reusing one the
+    # server has just closed fails the request ("Server disconnected without sending a response")
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4, keepalive_expiry=1.0)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         run_id = uuid.uuid4().hex[:8]
 
