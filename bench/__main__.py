@@ -193,7 +193,8 @@ def main() -> None:
                 for name, url, api in servers[k % len(servers):] + servers[: k % len(servers)]:
                     r = asyncio.run(run_level(url, name, api, c, args.requests, args.prompt_words, args.n_predict, os.path.basename(model)))
                     print(f"  {name} c={c}: {r.gen_tok_s:.1f} tok/s, TTFT p50 {r.ttft_p50_ms:.1f} ms, ITL p50 {r.itl_p50_ms:.2f} ms, errors {r.errors}"
-                          + (f" ({'; '.join(r.error_samples)})" if r.error_samples else ""), file=sys.stderr)
+                          + (f" ({'; '.join(r.error_samples)})" if r.error_samples else "")
+                          + (f", {r.retries} sent again after a closed connection" if r.retries else ""), file=sys.stderr)
                     results.append(r)
     finally:
         for s in launched:

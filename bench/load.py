@@ -34,6 +34,7 @@ class RequestStats:
     ttft_ms: float = 0.0
     itl_ms: list[float] = field(default_factory=list)
     error: str = ""
+    retries: int = 0
 
 
 @dataclass
@@ -51,6 +52,7 @@ class LevelResult:
     itl_p99_ms: float
     tokens: int
     error_samples: list[str] = field(default_factory=list)  # the first few distinct errors, to say what failed
+    retries: int = 0  # requests sent again because the server had closed their kept-alive connection
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +77,14 @@ async def _one(client: httpx.AsyncClient, api: str, prompt: str, n_predict: int,
     last = None
     stats = RequestStats(ok=True)
     try:
-        async with client.stream("POST", url, json=body) as r:
+        try:
+            response = await client.send(client.build_request("POST", url, json=body), stream=True)
+        except httpx.RemoteProtocolError:
+            # the server closed a kept-alive connection as the request went out: it never saw the
+            # request, so send it again (on a new connection; the time spent counts in its TTFT)
+            stats.retries += 1
+            response = await client.send(client.build_request("POST", url, json=body), stream=True)
+        async with response as r:
             if r.status_code != 200:
                 return RequestStats(ok=False, error=f"HTTP {r.status_code}: {(await r.aread())[:200]!r}")
             async for line in r.aiter_lines():
@@ -102,9 +111,7 @@ async def _one(client: httpx.AsyncClient, api: str, prompt: str, n_predict: int,
 
 async def run_level(url: str, name: str, api: str, concurrency: int, requests_per_client: int,
                     prompt_words: int, n_predict: int, model: str = "model") -> LevelResult:
-    # httpx keeps an idle connection 5 s, as long as llama-server (cpp-httplib) does: reusing one the
-    # server has just closed fails the request ("Server disconnected without sending a response")
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4, keepalive_expiry=1.0)
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         run_id = uuid.uuid4().hex[:8]
 
@@ -128,6 +135,7 @@ async def run_level(url: str, name: str, api: str, concurrency: int, requests_pe
         ttft_p50_ms=statistics.median(ttft) if ttft else float("nan"), ttft_p90_ms=_pct(ttft, 90),
         itl_p50_ms=statistics.median(itl) if itl else float("nan"), itl_p99_ms=_pct(itl, 99), tokens=tokens,
         error_samples=list(dict.fromkeys(s.error for s in stats if not s.ok))[:3],
+        retries=sum(s.retries for s in stats),
     )
 
 

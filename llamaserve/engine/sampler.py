@@ -113,6 +113,9 @@ class SamplerChain:
             self.argmax = True
             self._bias_ids = np.array([t for t, _ in biases], dtype=np.int64)
             self._bias_values = np.array([b for _, b in biases], dtype=np.float32)
+            # with only penalties (ignore_eos, suppressed tokens) the raw argmax stands unless it is
+            # one of the penalised tokens: no copy of the logits then
+            self._penalised = frozenset(t for t, _ in biases) if all(b <= 0 for _, b in biases) else None
             self._add(ll.llama_sampler_init_greedy())  # for accept(); never asked to sample
             return
         if biases:
@@ -178,6 +181,10 @@ class SamplerChain:
         if self.argmax:
             logits = self._logits(ctx, idx)
             if len(self._bias_ids):
+                if self._penalised is not None:
+                    token = int(logits.argmax())
+                    if token not in self._penalised:
+                        return token, None
                 logits = logits.copy()
                 np.add.at(logits, self._bias_ids, self._bias_values)
             return int(logits.argmax()), None

@@ -202,6 +202,8 @@ class Scheduler:
             self.deliver(out)
 
     def _run_controls(self) -> None:
+        if not self._controls:  # read without the lock: a call added meanwhile runs next step
+            return
         with self._wake:
             controls, self._controls = self._controls, []
         deferred = []
