@@ -78,13 +78,13 @@ async def _one(client: httpx.AsyncClient, api: str, prompt: str, n_predict: int,
     stats = RequestStats(ok=True)
     try:
         try:
-            response = await client.send(client.build_request("POST", url, json=body), stream=True)
+            r = await client.send(client.build_request("POST", url, json=body), stream=True)
         except httpx.RemoteProtocolError:
             # the server closed a kept-alive connection as the request went out: it never saw the
             # request, so send it again (on a new connection; the time spent counts in its TTFT)
             stats.retries += 1
-            response = await client.send(client.build_request("POST", url, json=body), stream=True)
-        async with response as r:
+            r = await client.send(client.build_request("POST", url, json=body), stream=True)
+        try:
             if r.status_code != 200:
                 return RequestStats(ok=False, error=f"HTTP {r.status_code}: {(await r.aread())[:200]!r}")
             async for line in r.aiter_lines():
@@ -104,6 +104,8 @@ async def _one(client: httpx.AsyncClient, api: str, prompt: str, n_predict: int,
                     stats.itl_ms.append((now - last) * 1e3)
                 last = now
                 stats.tokens += 1
+        finally:
+            await r.aclose()
     except httpx.HTTPError as exc:
         return RequestStats(ok=False, error=f"{type(exc).__name__}: {exc}")
     return stats
