@@ -62,6 +62,26 @@ class Launched:
             self.proc.kill()
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def settle(launched: list["Launched"], limit: float = 30.0) -> float:
+    """Wait until no started server uses the CPU (under 5% over 0.5 s): one still generating for
+    requests its clients gave up on would slow whichever server is measured next. Returns the wait."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        before = sum(_cpu_seconds(s.proc.pid) for s in launched)
+        time.sleep(0.5)
+        if sum(_cpu_seconds(s.proc.pid) for s in launched) - before < 0.025:
+            break
+    return time.time() - t0
+
+
 def _default_model() -> str:
     from llamaserve.config import bundled_model_path
 
@@ -191,6 +211,9 @@ def main() -> None:
                 # interleaved: every server at this level before the next level; the order turns each
                 # round so that a machine slowing down or speeding up favours no server in the medians
                 for name, url, api in servers[k % len(servers):] + servers[: k % len(servers)]:
+                    waited = settle(launched)
+                    if waited > 1.0:
+                        print(f"  (waited {waited:.1f} s for the servers to go idle)", file=sys.stderr)
                     r = asyncio.run(run_level(url, name, api, c, args.requests, args.prompt_words, args.n_predict, os.path.basename(model)))
                     print(f"  {name} c={c}: {r.gen_tok_s:.1f} tok/s, TTFT p50 {r.ttft_p50_ms:.1f} ms, ITL p50 {r.itl_p50_ms:.2f} ms, errors {r.errors}"
                           + (f" ({'; '.join(r.error_samples)})" if r.error_samples else "")
