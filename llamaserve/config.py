@@ -74,11 +74,11 @@ class Config:
     n_ctx: int = 0  # 0 = the model's training context
     n_batch: int = 2048
     n_ubatch: int = 512
-    n_threads: int = -1  # -1 = all cores
     # Prompt tokens one step may hold while other requests are in flight (0 = auto). On a CPU a
     # step's time grows with its tokens, so a step that holds several prompts delays every first
     # token and stalls every running stream; one short prompt per step lets each start in turn.
     prompt_chunk: int = 0
+    n_threads: int = -1  # -1 = all cores
     n_threads_batch: int = -1  # -1 = same as n_threads
     cont_batching: bool = True
     kv_unified: bool | None = None  # None = on only when n_parallel is auto
