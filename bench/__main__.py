@@ -235,10 +235,9 @@ def main() -> None:
     names = [s[0] for s in servers]
     print_table(results, ceiling, names[0], "llama-server" if "llama-server" in names and names[0] != "llama-server" else None)
     for c, rs in paired.items():
-        print(f"  c={c}: paired by round (ours/theirs), median of {len(rs['tok_s'])}: tok/s {rs['median_tok_s']:.3f} "
-              f"[{', '.join(f'{x:.2f}' for x in rs['tok_s'])}], ITL p50 {rs['median_itl']:.3f} "
-              f"[{', '.join(f'{x:.2f}' for x in rs['itl'])}], TTFT p50 {rs['median_ttft']:.3f} "
-              f"[{', '.join(f'{x:.2f}' for x in rs['ttft'])}]")
+        print(f"  c={c}: paired by round (ours/theirs), median of {len(rs['tok_s'])}: " + ", ".join(
+            f"{label} {rs['median_' + key]:.3f} [{', '.join(f'{x:.2f}' for x in rs[key])}]"
+            for key, label in (("tok_s", "tok/s"), ("itl", "ITL p50"), ("ttft", "TTFT p50"))))
     if "llama-cpp-python" in names and "llamaserve" in names:
         by = {(r.server, r.concurrency): r for r in results}
         for c in args.concurrency:
@@ -269,14 +268,19 @@ def paired_ratios(results: list[LevelResult], ours: str, theirs: str) -> dict[in
     out = {}
     for c, servers in by_level.items():
         pairs = list(zip(servers.get(ours, []), servers.get(theirs, [])))
-        pairs = [(a, b) for a, b in pairs if b.gen_tok_s > 0 and a.itl_p50_ms > 0 and b.itl_p50_ms > 0]
+        # theirs must have measured each figure (it divides); ours only its ITL (no tokens: tok/s 0 counts)
+        pairs = [(a, b) for a, b in pairs if a.itl_p50_ms > 0 and all(getattr(b, f) > 0 for f in _PAIRED.values())]
         if pairs:
-            tok = [a.gen_tok_s / b.gen_tok_s for a, b in pairs]
-            itl = [a.itl_p50_ms / b.itl_p50_ms for a, b in pairs]
-            ttft = [a.ttft_p50_ms / b.ttft_p50_ms for a, b in pairs]
-            out[c] = {"tok_s": tok, "itl": itl, "ttft": ttft, "median_tok_s": statistics.median(tok),
-                      "median_itl": statistics.median(itl), "median_ttft": statistics.median(ttft)}
+            out[c] = {}
+            for key, field in _PAIRED.items():
+                ratios = [getattr(a, field) / getattr(b, field) for a, b in pairs]
+                out[c][key] = ratios
+                out[c]["median_" + key] = statistics.median(ratios)
     return out
+
+
+# paired_ratios' keys and the LevelResult field each compares
+_PAIRED = {"tok_s": "gen_tok_s", "itl": "itl_p50_ms", "ttft": "ttft_p50_ms"}
 
 
 if __name__ == "__main__":
