@@ -429,7 +429,7 @@ class Scheduler:
                 (s for s in self.slots if s.state == Slot.PROMPT and s.lora == lora and s.leader is None),
                 key=lambda s: s.t_start,
             )
-            if sum(s.busy and s.leader is None for s in self.slots) > 1:
+            if prompting and sum(s.busy and s.leader is None for s in self.slots) > 1:
                 # others are waiting on this step (choices that share this prompt are not): bound its
                 # prompt work (see Config.prompt_chunk)
                 limit = min(limit, batch.n + self.prompt_chunk)
