@@ -40,6 +40,31 @@ class SamplingDefaults:
     min_p: float = 0.05
     seed: int = 0xFFFFFFFF
     stop: list[str] = field(default_factory=list)  # -r / POST /props: stop strings of requests that give none
+    dynatemp_range: float = 0.0
+    dynatemp_exponent: float = 1.0
+    typical_p: float = 1.0
+    top_n_sigma: float = -1.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    dry_sequence_breakers: list[str] | None = None  # None = llama.cpp's default breakers
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    adaptive_target: float = -1.0  # adaptive-p sampler: target probability (< 0 = off)
+    adaptive_decay: float = 0.9
+    ignore_eos: bool = False
+    logit_bias: list[tuple[int, float]] = field(default_factory=list)  # -l TOKEN_ID(+/-)BIAS
+    samplers: list[str] | None = None  # None = llama.cpp's default order
+    grammar: str = ""  # --grammar / --grammar-file: GBNF for requests that bring no constraint
+    json_schema: dict | None = None  # -j / -jf: a JSON schema for requests that bring no constraint
 
 
 @dataclass(frozen=True)
@@ -97,6 +122,51 @@ class Config:
     lora: list[LoraSpec] = field(default_factory=list)  # LoRA adapters, in command-line order (their ids)
     lora_init_without_apply: bool = False  # adapters start at scale 0 until POST /lora-adapters sets them
 
+    # model and context parameters (llama_model_params / llama_context_params)
+    swa_full: bool = False  # full-size KV cache for sliding-window attention layers
+    warmup: bool = True  # one empty decode at start-up, so the first request does not pay for it
+    rope_scaling: str = ""  # none | linear | yarn; "" = the model's
+    rope_freq_base: float = 0.0  # 0 = the model's
+    rope_freq_scale: float = 0.0  # 0 = the model's (--rope-scale N sets 1/N)
+    yarn_orig_ctx: int = 0
+    yarn_ext_factor: float = -1.0
+    yarn_attn_factor: float = -1.0
+    yarn_beta_slow: float = -1.0
+    yarn_beta_fast: float = -1.0
+    kv_offload: bool = True
+    op_offload: bool = True
+    no_host: bool = False
+    check_tensors: bool = False
+    load_mode: str = "auto"  # llama_load_mode by name (auto, none, mmap, ...)
+    lazy_mode: str = "auto"
+    kv_overrides: list[str] = field(default_factory=list)  # KEY=TYPE:VALUE
+    tensor_overrides: list[str] = field(default_factory=list)  # PATTERN=BUFFER_TYPE
+    cpu_moe: bool = False
+    n_cpu_moe: int = 0
+    n_cpu_ffn: int = 0
+    devices: list[str] = field(default_factory=list)  # [] = every device; ["none"] = no offload
+    split_mode: str = "layer"
+    tensor_split: list[float] = field(default_factory=list)
+    main_gpu: int = 0
+    fit: bool = True  # fit unset parameters to free device memory (GPU offload only)
+    fit_target: list[int] = field(default_factory=list)  # MiB of margin per device; [] = 1024 each
+    fit_ctx: int = 4096
+    numa: str = ""  # distribute | isolate | numactl; "" = off
+    control_vectors: list[LoraSpec] = field(default_factory=list)  # FNAME with its scale
+    control_vector_layers: tuple[int, int] | None = None  # inclusive; None = every layer
+
+    # CPU threads (ggml thread pools); the *_batch values None = same as the generation pool's
+    cpu_mask: str = ""  # hex digits, bit i = CPU i; "" = any CPU
+    cpu_range: str = ""  # lo-hi
+    cpu_strict: bool = False
+    priority: int = 0  # -1 low, 0 normal, 1 medium, 2 high, 3 realtime
+    poll: int = 50  # 0 = sleep while waiting for work, 100 = spin
+    cpu_mask_batch: str | None = None
+    cpu_range_batch: str | None = None
+    cpu_strict_batch: bool | None = None
+    priority_batch: int | None = None
+    poll_batch: int | None = None
+
     # chat
     use_jinja: bool = True
     chat_template: str = ""  # a built-in name or template source; "" = the model's own
@@ -105,6 +175,12 @@ class Config:
     reasoning_format: str = "auto"  # none | auto | deepseek | deepseek-legacy
     reasoning_budget: int = -1  # tokens of thinking: -1 = unrestricted, 0 = thinking off
     reasoning_budget_message: str = ""  # said before the closing marker when the budget runs out
+    reasoning: str = "auto"  # -rea: on | off | auto (the template decides)
+    reasoning_effort: str = ""  # --reasoning-effort handed to the template ("" = its default)
+    reasoning_preserve: bool | None = None  # keep reasoning of every assistant turn in the history; None = the template's way
+    skip_chat_parsing: bool = False  # output is plain content: no tool-call or reasoning parsing
+    special: bool = False  # -sp: special tokens appear in the output text
+    escape: bool = True  # -e: \n, \t, ... in -r and --dry-sequence-breaker are escapes
 
     # embeddings, reranking, infill
     embedding: bool = False  # embedding-only server (--embedding)
@@ -114,6 +190,14 @@ class Config:
     spm_infill: bool = False  # /infill prompt as suffix, prefix, middle
 
     # HTTP
+    api_prefix: str = ""  # every route is served under it as well
+    reuse_port: bool = False  # SO_REUSEPORT: several servers may listen on one port
+    static_path: str = ""  # --path: serve this directory's files at / instead of the built-in chat page
+    ui_config: dict = field(default_factory=dict)  # default settings of the web UI
+    sse_ping_interval: int = 30  # seconds between SSE keep-alive comments while a stream waits
+    cache_prompt: bool = True  # server default of the request field cache_prompt
+    tags: list[str] = field(default_factory=list)  # informational model tags (/props, /models)
+    offline: bool = False  # never reach the network
     timeout: int = 3600
     threads_http: int = -1
     endpoint_slots: bool = True
@@ -156,6 +240,18 @@ class Config:
     # logging
     verbose: bool = False
     log_disable: bool = False
+    verbosity: int = 3  # -lv: 0 generic output, 1 errors, 2 warnings, 3 info, 4 debug
+    log_file: str = ""
+    log_colors: str = "auto"  # on | off | auto (a terminal)
+    log_prefix: bool = False  # the level letter before each line
+    log_timestamps: bool = False
+    log_jsonl: bool = False  # one JSON object per log line
+    log_prompts_dir: str = ""  # write each request's prompt to a file there (debugging)
+
+    # Options accepted without effect in this engine or build: long name -> the value given. Each is
+    # announced once at start-up with its reason and shown in /props (see cli/flags.py: Flag.noop).
+    ignored: dict[str, object] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # start-up warnings about the command line, logged once
 
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
 
