@@ -58,13 +58,12 @@ class SamplingDefaults:
     mirostat: int = 0
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
-    adaptive_target: float = -1.0  # adaptive-p sampler: target probability (< 0 = off)
-    adaptive_decay: float = 0.9
     ignore_eos: bool = False
     logit_bias: list[tuple[int, float]] = field(default_factory=list)  # -l TOKEN_ID(+/-)BIAS
     samplers: list[str] | None = None  # None = llama.cpp's default order
     grammar: str = ""  # --grammar / --grammar-file: GBNF for requests that bring no constraint
     json_schema: dict | None = None  # -j / -jf: a JSON schema for requests that bring no constraint
+    cache_prompt: bool = True  # --no-cache-prompt: the default of the request field cache_prompt
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,6 @@ class Config:
     static_path: str = ""  # --path: serve this directory's files at / instead of the built-in chat page
     ui_config: dict = field(default_factory=dict)  # default settings of the web UI
     sse_ping_interval: int = 30  # seconds between SSE keep-alive comments while a stream waits
-    cache_prompt: bool = True  # server default of the request field cache_prompt
     tags: list[str] = field(default_factory=list)  # informational model tags (/props, /models)
     offline: bool = False  # never reach the network
     timeout: int = 3600

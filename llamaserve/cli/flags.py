@@ -61,6 +61,7 @@ SPEC_NOOP = "has no effect: " + SPECULATIVE
 MM_NOOP = "has no effect: " + MULTIMODAL
 HF_NOOP = "has no effect: " + HF
 NO_GPU = "has no effect: this libllama build has no GPU backend, everything runs on the CPU"
+ADAPTIVE_NOOP = "has no effect: the adaptive-p sampler is not implemented yet (nor its request fields)"
 FIT_NOOP = ("has no effect: fitting -ngl and -c to free device memory is a llama.cpp common-library step that "
             "llamaserve does not run; set -ngl and -c yourself")
 
@@ -132,8 +133,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--check-tensors",), "check_tensors", "check the tensor data for invalid values while loading (default: disabled)"),
     Flag(("-lm", "--load-mode"), "load_mode", "how the model is read: auto (mmap where the devices allow it), none, mmap, mlock, mmap+mlock, dio (default: auto)", v.choice("auto", "none", "mmap", "mlock", "mmap+mlock", "dio"), "LLAMA_ARG_LOAD_MODE", metavar="MODE"),
     Flag(("-lzm", "--lazy-mode"), "lazy_mode", "read tensors the architecture marks (per-layer embeddings) on demand: on, auto (only above 4 GiB), off (default: auto)", v.choice("on", "auto", "off"), "LLAMA_ARG_LAZY_MODE", metavar="MODE"),
-    Flag(("--mmap",), "use_mmap", "memory-map the model; --no-mmap reads it into memory (llamaserve's spelling of -lm; default: enabled)", None, None, ("--no-mmap",)),
-    Flag(("--mlock",), "use_mlock", "keep the model in RAM (llamaserve's spelling of -lm mlock; default: disabled)"),
+    Flag(("--mmap",), "use_mmap", "memory-map the model; --no-mmap reads it into memory (older llama-server spelling of -lm; default: enabled)", None, "LLAMA_ARG_MMAP", ("--no-mmap",)),
+    Flag(("--mlock",), "use_mlock", "keep the model in RAM (older llama-server spelling of -lm mlock; default: disabled)", None, "LLAMA_ARG_MLOCK"),
     Flag(("--numa",), "numa", "NUMA optimisations: distribute, isolate or numactl (default: off)", v.choice("distribute", "isolate", "numactl"), "LLAMA_ARG_NUMA", metavar="TYPE"),
     Flag(("--repack",), "repack", "weight repacking / extra CPU buffer types (default: enabled unless the CPU advertises AMX)", None, "LLAMA_ARG_REPACK", ("-nr", "--no-repack")),
     Flag(("--no-host",), "no_host", "bypass the host buffer so that extra buffer types can be used (default: disabled)", None, "LLAMA_ARG_NO_HOST", gpu=bool),
@@ -157,7 +158,7 @@ FLAGS: tuple[Flag, ...] = (
 
     # --- threads ---
     Flag(("-t", "--threads"), "n_threads", "CPU threads for generation (default: -1 = all cores)", v.integer, "LLAMA_ARG_THREADS"),
-    Flag(("-tb", "--threads-batch"), "n_threads_batch", "CPU threads for batch and prompt processing (default: same as --threads)", v.integer, None),
+    Flag(("-tb", "--threads-batch"), "n_threads_batch", "CPU threads for batch and prompt processing (default: same as --threads)", v.integer, "LLAMA_ARG_THREADS_BATCH"),
     Flag(("-C", "--cpu-mask"), "cpu_mask", "CPU affinity of the generation threads, a hex mask (default: any CPU)", v.cpu_mask, None, metavar="M"),
     Flag(("-Cr", "--cpu-range"), "cpu_range", "CPU affinity of the generation threads, a range lo-hi", v.cpu_range, None, metavar="lo-hi"),
     Flag(("--cpu-strict",), "cpu_strict", "pin each generation thread to one CPU of its mask: 0 or 1 (default: 0)", v.boolean, None, metavar="<0|1>"),
@@ -186,7 +187,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--context-shift",), "ctx_shift", "shift the context when a generation fills it (default: disabled)", None, "LLAMA_ARG_CONTEXT_SHIFT", ("--no-context-shift",)),
     Flag(("--keep",), "sampling.n_keep", "tokens of the prompt kept on context shift (default: 0, -1 = all)", v.integer, None),
     Flag(("--cache-reuse",), "cache_reuse", "min chunk size reused from the cache via KV shifting (default: 0 = disabled)", v.nonneg_int, "LLAMA_ARG_CACHE_REUSE"),
-    Flag(("--cache-prompt",), "cache_prompt", "server default of the request field cache_prompt (default: enabled)", None, "LLAMA_ARG_CACHE_PROMPT", ("--no-cache-prompt",)),
+    Flag(("--cache-prompt",), "sampling.cache_prompt", "server default of the request field cache_prompt (default: enabled)", None, "LLAMA_ARG_CACHE_PROMPT", ("--no-cache-prompt",)),
     Flag(("-sps", "--slot-prompt-similarity"), "slot_prompt_similarity", "how much a prompt must match a slot's cache to use that slot (default: 0.10, 0.0 = disabled)", v.unit_float, None, metavar="SIMILARITY"),
     Flag(("-cram", "--cache-ram"), "", "MiB of host memory for cached prompts: -1 no limit, 0 off (llamaserve: 0 until the host cache lands)", v.int_at_least(-1), "LLAMA_ARG_CACHE_RAM", needs=HOST_CACHE, asks=bool),
     Flag(("--cache-idle-slots",), "", "save idle slots into the host prompt cache", None, "LLAMA_ARG_CACHE_IDLE_SLOTS", ("--no-cache-idle-slots",), needs=HOST_CACHE, asks=bool),
@@ -231,8 +232,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--dry-penalty-last-n",), "sampling.dry_penalty_last_n", "default DRY window (default: -1 = context size, 0 = disabled)", v.int_at_least(-1), None),
     Flag(("--dry-sequence-breaker",), "sampling.dry_sequence_breakers", "a DRY sequence breaker; repeatable; the first one replaces the defaults ('none': no breakers)", _dry_breakers, None, metavar="STRING", repeatable=True,
          unparse=lambda breakers: [t for b in breakers or ["none"] for t in ("--dry-sequence-breaker", b)]),
-    Flag(("--adaptive-target",), "sampling.adaptive_target", "default adaptive-p target probability, 0.0 to 1.0 (default: -1 = disabled)", v.number, None),
-    Flag(("--adaptive-decay",), "sampling.adaptive_decay", "default adaptive-p decay, 0.0 to 0.99 (default: 0.9)", v.unit_float, None),
+    Flag(("--adaptive-target",), "", "default adaptive-p target probability, 0.0 to 1.0", v.number, None, noop=ADAPTIVE_NOOP),
+    Flag(("--adaptive-decay",), "", "default adaptive-p decay, 0.0 to 0.99", v.unit_float, None, noop=ADAPTIVE_NOOP),
     Flag(("--dynatemp-range",), "sampling.dynatemp_range", "default dynamic temperature range (default: 0.0 = disabled)", v.nonneg_float, None),
     Flag(("--dynatemp-exp",), "sampling.dynatemp_exponent", "default dynamic temperature exponent (default: 1.0)", v.number, None),
     Flag(("--mirostat",), "sampling.mirostat", "default Mirostat mode: 0 off, 1 Mirostat, 2 Mirostat 2.0 (default: 0)", v.int_between(0, 2), None),

@@ -335,7 +335,11 @@ def build_tasks(
     n_vocab: int,
     cache_reuse: int = 0,
 ) -> list[Task]:
-    grammar = request_grammar(req.grammar, req.json_schema)
+    sent = req.model_fields_set
+    if req.grammar or req.json_schema is not None:
+        grammar = request_grammar(req.grammar, req.json_schema)
+    else:  # the server's --grammar / --json-schema apply only to requests that bring no constraint
+        grammar = request_grammar(defaults.grammar, defaults.json_schema)
     if req.n_probs < 0:
         raise InvalidRequest('"n_probs" must be >= 0')
     if req.mirostat not in (0, 1, 2):
@@ -351,8 +355,24 @@ def build_tasks(
     if not stop:
         stop = list(defaults.stop)  # -r / POST /props, as llama-server's reverse prompts
     n_predict = _n_predict(req, defaults)
-    # Fields named alike in the request and in SamplingParams are copied; the rest is resolved here.
-    given = {name: getattr(req, name) for name in _SHARED_SAMPLING_FIELDS if getattr(req, name) is not None}
+    # Fields named alike in the request and in SamplingParams are copied, the server's defaults
+    # (--repeat-penalty, --mirostat, ...) standing in for those the client did not send.
+    given = {}
+    for name in _SHARED_SAMPLING_FIELDS:
+        value = getattr(req, name)
+        if name not in sent and getattr(defaults, name, None) is not None:
+            value = getattr(defaults, name)
+        if value is not None:
+            given[name] = value
+    if "logit_bias" in sent or not defaults.logit_bias:
+        logit_bias = parse_logit_bias(req.logit_bias, tokenize, n_vocab)
+    else:
+        logit_bias = list(defaults.logit_bias)
+    if "dry_sequence_breakers" in sent or defaults.dry_sequence_breakers is None:
+        breakers = list(req.dry_sequence_breakers)
+    else:
+        breakers = list(defaults.dry_sequence_breakers)
+    samplers = parse_samplers(req.samplers) if req.samplers is not None or defaults.samplers is None else list(defaults.samplers)
     params = SamplingParams(**{
         **given,
         "temperature": float(defaults.temperature if req.temperature is None else req.temperature),
@@ -360,14 +380,15 @@ def build_tasks(
         "top_p": float(defaults.top_p if req.top_p is None else req.top_p),
         "min_p": float(defaults.min_p if req.min_p is None else req.min_p),
         "seed": seed & 0xFFFFFFFF,
-        "logit_bias": parse_logit_bias(req.logit_bias, tokenize, n_vocab),
-        "samplers": parse_samplers(req.samplers),
-        "dry_sequence_breakers": list(req.dry_sequence_breakers),
+        "logit_bias": logit_bias,
+        "samplers": samplers,
+        "dry_sequence_breakers": breakers,
         "grammar": grammar,
     })
     return [
         Task(
-            prompt=tokens, params=params, n_predict=n_predict, stop=stop, cache_prompt=req.cache_prompt,
+            prompt=tokens, params=params, n_predict=n_predict, stop=stop,
+            cache_prompt=req.cache_prompt if "cache_prompt" in sent else defaults.cache_prompt,
             cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
             id_slot=req.id_slot, n_keep=defaults.n_keep if req.n_keep is None else req.n_keep,
             n_discard=req.n_discard, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,

@@ -124,7 +124,7 @@ def test_environment_names_and_their_no_twins():
 
 def test_defaults_of_the_new_options_are_llama_servers():
     c = Config()
-    assert (c.swa_full, c.warmup, c.kv_offload, c.op_offload, c.check_tensors, c.cache_prompt) == (False, True, True, True, False, True)
+    assert (c.swa_full, c.warmup, c.kv_offload, c.op_offload, c.check_tensors, c.sampling.cache_prompt) == (False, True, True, True, False, True)
     assert (c.poll, c.priority, c.cpu_strict, c.sse_ping_interval, c.verbosity, c.escape, c.special) == (50, 0, False, 30, 3, True, False)
     assert (c.yarn_ext_factor, c.yarn_attn_factor, c.yarn_beta_slow, c.yarn_beta_fast, c.rope_freq_base) == (-1.0, -1.0, -1.0, -1.0, 0.0)
 
