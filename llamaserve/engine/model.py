@@ -37,6 +37,52 @@ class ModelLoadError(ServerError):
     pass
 
 
+# llama.h: enum llama_load_mode, llama_lazy_mode, llama_split_mode, llama_rope_scaling_type
+_LOAD_MODES = {"auto": -1, "none": 0, "mmap": 1, "mlock": 2, "mmap+mlock": 3, "dio": 4}
+_LAZY_MODES = {"off": 0, "auto": 1, "on": 2}
+_SPLIT_MODES = {"none": 0, "layer": 1, "row": 2, "tensor": 3}
+_ROPE_SCALING = {"": -1, "none": 0, "linear": 1, "yarn": 2}
+_NUMA = {"distribute": 1, "isolate": 2, "numactl": 3}
+_numa_done = False
+
+
+def load_mode(config: Config) -> str:
+    """-lm wins; else the older --no-mmap / --mlock spellings choose it."""
+    if config.load_mode != "auto" or (config.use_mmap and not config.use_mlock):
+        return config.load_mode
+    if config.use_mlock:
+        return "mmap+mlock" if config.use_mmap else "mlock"
+    return "none"
+
+
+def kv_overrides(items: list[str]):
+    """--override-kv KEY=TYPE:VALUE items as libllama's array, ended by an entry with an empty key."""
+    if not items:
+        return None
+    arr = (ll.llama_model_kv_override * (len(items) + 1))()
+    for entry, item in zip(arr, items):
+        key, _, rest = item.partition("=")
+        kind, _, value = rest.partition(":")
+        entry.key = key.encode()
+        if kind == "int":
+            entry.tag, entry.value.val_i64 = ll.LLAMA_KV_OVERRIDE_TYPE_INT, int(value, 0)
+        elif kind == "float":
+            entry.tag, entry.value.val_f64 = ll.LLAMA_KV_OVERRIDE_TYPE_FLOAT, float(value)
+        elif kind == "bool":
+            entry.tag, entry.value.val_bool = ll.LLAMA_KV_OVERRIDE_TYPE_BOOL, value == "true"
+        else:
+            entry.tag, entry.value.val_str = ll.LLAMA_KV_OVERRIDE_TYPE_STR, value.encode()
+    arr[len(items)].key = b""
+    return arr
+
+
+def _init_numa(strategy: str) -> None:
+    global _numa_done
+    if not _numa_done:  # once per process, before the first model, as llama.cpp does
+        ll.llama_numa_init(_NUMA[strategy])
+        _numa_done = True
+
+
 def _pad(n: int, to: int) -> int:
     return (n + to - 1) // to * to
 
@@ -141,9 +187,22 @@ class Model:
 
         mparams = ll.llama_model_default_params()
         mparams.n_gpu_layers = config.n_gpu_layers if config.n_gpu_layers >= 0 else 999
-        mparams.use_mmap = config.use_mmap
-        mparams.use_mlock = config.use_mlock
+        # this libllama has no use_mmap / use_mlock fields: --no-mmap and --mlock pick a load mode
+        mparams.load_mode = _LOAD_MODES[load_mode(config)]
+        mparams.lazy_mode = _LAZY_MODES[config.lazy_mode]
         mparams.use_extra_bufts = use_extra_buffer_types(config.repack)
+        mparams.check_tensors = config.check_tensors
+        mparams.no_host = config.no_host
+        mparams.split_mode = _SPLIT_MODES[config.split_mode]
+        mparams.main_gpu = config.main_gpu
+        self._overrides = kv_overrides(config.kv_overrides)  # kept alive while libllama reads them
+        if self._overrides is not None:
+            mparams.kv_overrides = self._overrides
+        if config.tensor_split:
+            self._split = (ctypes.c_float * ll.llama_max_devices())(*config.tensor_split[: ll.llama_max_devices()])
+            mparams.tensor_split = self._split
+        if config.numa:
+            _init_numa(config.numa)
         last = [-1]
 
         @ll.llama_progress_callback
@@ -196,6 +255,20 @@ class Model:
         cparams.type_v = _GGML_TYPES[config.cache_type_v]
         cparams.flash_attn_type = _FLASH_ATTN[config.flash_attn]
         cparams.kv_unified = unified
+        cparams.rope_scaling_type = _ROPE_SCALING[config.rope_scaling]
+        cparams.rope_freq_base = config.rope_freq_base
+        cparams.rope_freq_scale = config.rope_freq_scale
+        cparams.yarn_orig_ctx = config.yarn_orig_ctx
+        cparams.yarn_ext_factor = config.yarn_ext_factor
+        cparams.yarn_attn_factor = config.yarn_attn_factor
+        cparams.yarn_beta_slow = config.yarn_beta_slow
+        cparams.yarn_beta_fast = config.yarn_beta_fast
+        cparams.swa_full = config.swa_full
+        cparams.offload_kqv = config.kv_offload
+        cparams.op_offload = config.op_offload
+        self.load_params = {"load_mode": mparams.load_mode, "lazy_mode": mparams.lazy_mode, "split_mode": mparams.split_mode,
+                            "check_tensors": mparams.check_tensors, "swa_full": cparams.swa_full,
+                            "offload_kqv": cparams.offload_kqv, "rope_freq_base": cparams.rope_freq_base}
         self.unified_kv = unified
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
@@ -245,6 +318,8 @@ class Model:
             ftype=(ll.llama_ftype_name(ll.llama_model_ftype(self.model)) or b"").decode("utf-8", "replace"),
             chat_template_tool_use=(ll.llama_model_chat_template(self.model, b"tool_use") or b"").decode("utf-8", "replace"),
         )
+        if config.warmup and self.has_memory and not config.embedding_mode:
+            self._warmup()
         self.eog_tokens = [t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t)]
         self.eog_set = frozenset(self.eog_tokens)
         # Every token's text, once: detokenizing a generated token is then a list lookup.
@@ -254,6 +329,18 @@ class Model:
             time.perf_counter() - t0, self.info.desc, self.n_ctx, n_slots, self.n_ctx_slot, unified,
             f", embeddings with {self.info.pooling} pooling, n_ubatch = {self.n_ubatch}" if config.embedding_mode else "",
         )
+
+    def _warmup(self) -> None:
+        """One decode of BOS and EOS before the first request (first-use costs: weights paged in,
+        buffers allocated), then an empty KV cache again, as llama-server's warmup."""
+        tokens = [t for t in (ll.llama_vocab_bos(self.vocab), ll.llama_vocab_eos(self.vocab)) if t >= 0] or [0]
+        t0 = time.perf_counter()
+        arr = (ll.llama_token * len(tokens))(*tokens)  # kept alive while libllama reads it
+        if ll.llama_decode(self.ctx, ll.llama_batch_get_one(arr, len(tokens))) != 0:
+            log.warning("warmup decode failed; the first request pays the start-up costs")
+        ll.llama_memory_clear(self.memory, True)
+        ll.llama_synchronize(self.ctx)
+        log.info("warmup: %d tokens in %.0f ms (--no-warmup skips it)", len(tokens), (time.perf_counter() - t0) * 1000)
 
     # --- metadata ---
 
