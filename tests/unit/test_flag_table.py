@@ -136,3 +136,12 @@ def test_every_flag_of_the_table_is_reachable():
         for name in flag.names + flag.negatives:
             assert name not in seen, f"{name} is spelled by two flags"
             seen[name] = flag
+
+
+def test_readme_lists_every_option_without_effect_or_not_built():
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Command line"):readme.index("**AMX note.**")]
+    unlisted = [f.long_name for f in FLAGS if (f.noop or f.needs)
+                and not any(f"`{n}`" in section for n in f.names + f.negatives)
+                and not (f.long_name.endswith("-batch") and f"`{f.long_name[:-6]}`" in section)]
+    assert not unlisted, f"README's Command line section does not name: {unlisted}"
