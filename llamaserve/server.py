@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
+import socket
 import threading
 import time
 
@@ -17,22 +17,49 @@ import uvicorn
 
 from llamaserve.api.app import create_app
 from llamaserve.config import Config
+from llamaserve.logs import setup_logging
 
 log = logging.getLogger("llamaserve")
 
 _ENGINE_STOP_S = 60.0  # how long a stopping engine may take to finish its current step
 
 
-def setup_logging(config: Config) -> None:
-    if config.log_disable:
-        logging.disable(logging.CRITICAL)
-        return
-    logging.basicConfig(
-        level=logging.DEBUG if config.verbose else logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(levelname).1s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+def announce_notices(config: Config) -> None:
+    """The command line's warnings (options without effect, repeated options, GPU options on a CPU
+    build), each once; /props lists the options without effect too."""
+    for notice in config.notices:
+        log.warning("%s", notice)
+
+
+def listening_socket(config: Config) -> socket.socket | None:
+    """With --reuse-port, the listening socket, bound with SO_REUSEPORT (uvicorn has no such option,
+    so it gets the socket made here); None lets uvicorn bind its own. Raises OSError when it cannot bind."""
+    if not config.reuse_port:
+        return None
+    family, kind, proto, _, address = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        else:  # pragma: no cover - not on Linux or macOS
+            log.warning("SO_REUSEPORT is not supported on this system")
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind(config: Config) -> tuple[bool, list[socket.socket] | None]:
+    """(ok, the sockets for uvicorn.Server.run, None = its own)."""
+    try:
+        sock = listening_socket(config)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+        return False, None
+    return True, None if sock is None else [sock]
 
 
 class _Server(uvicorn.Server):
@@ -55,8 +82,12 @@ class _Server(uvicorn.Server):
 
 def run(config: Config) -> int:
     setup_logging(config)
+    announce_notices(config)
     if config.router_mode:
         return run_router(config)
+    bound, sockets = _bind(config)
+    if not bound:
+        return 1
     app = create_app(config)
     scheduler = app.state.bridge.scheduler
     grace_timer: list[threading.Timer] = []
@@ -89,15 +120,19 @@ def run(config: Config) -> int:
             exit_code[0] = 1
             server.should_exit = True
         else:
-            scheme = "https" if config.tls else "http"
-            log.info("server is listening on %s://%s:%d", scheme, config.host, _bound_port(server, config))
+            # the model may be ready before the socket is bound, or the bind may have failed
+            while not server.started and not server.should_exit:
+                time.sleep(0.05)
+            if server.started:
+                scheme = "https" if config.tls else "http"
+                log.info("server is listening on %s://%s:%d", scheme, config.host, _bound_port(server, config))
 
     threading.Thread(target=watch_load, name="llamaserve-load-watch", daemon=True).start()
     log.info("llamaserve starting: model %s, %d slots", config.model, config.slots)
     if config.api_keys:
         log.info("API key required on all but the public routes (%d key%s)", len(config.api_keys), "s" * (len(config.api_keys) > 1))
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         for timer in grace_timer:
             timer.cancel()
@@ -119,7 +154,12 @@ def _uvicorn_config(app, config: Config, **extra) -> uvicorn.Config:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        # uvicorn's loggers go through ours (llamaserve/logs.py: --log-file, --log-jsonl, ...)
+        log_config=None,
         log_level="warning",
+        # Written by api/header_names.py instead, in llama-server's spelling (uvicorn's would be lowercase).
+        server_header=False,
+        date_header=False,
         timeout_keep_alive=max(5, min(config.timeout, 3600)),
         ssl_keyfile=config.ssl_key_file or None,
         ssl_certfile=config.ssl_cert_file or None,
@@ -132,6 +172,9 @@ def run_router(config: Config) -> int:
     """No model of its own: child processes serve the models, this one routes (see router/)."""
     from llamaserve.router import create_router_app
 
+    bound, sockets = _bind(config)
+    if not bound:
+        return 1
     server = uvicorn.Server(_uvicorn_config(create_router_app(config), config, timeout_graceful_shutdown=config.shutdown_grace))
 
     def announce() -> None:
@@ -143,7 +186,7 @@ def run_router(config: Config) -> int:
 
     threading.Thread(target=announce, name="llamaserve-announce", daemon=True).start()
     log.info("llamaserve starting in router mode")
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 

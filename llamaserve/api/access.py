@@ -32,7 +32,9 @@ def _digest(secret: bytes) -> bytes:
 class AccessPolicy:
     """The decisions, without I/O: is a request allowed, which CORS headers does it get."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, public_file=None):
+        # --path: whether a path names one of the directory's files, which are as public as the built-in UI's
+        self.public_file = public_file
         self._key_digests = [_digest(k.encode("utf-8")) for k in config.api_keys]
         self.origins = config.cors_origins.strip()
         self._origin_list = {o.strip().rstrip("/").lower() for o in self.origins.split(",") if o.strip()}
@@ -44,10 +46,11 @@ class AccessPolicy:
     def keys_required(self) -> bool:
         return bool(self._key_digests)
 
-    @staticmethod
-    def is_public(method: str, path: str) -> bool:
+    def is_public(self, method: str, path: str) -> bool:
         # The web UI's own files too: a browser must load the page before it can ask for a key.
-        return method in _PUBLIC_METHODS and (path in PUBLIC_ROUTES or webui.is_public_path(path))
+        if method not in _PUBLIC_METHODS:
+            return False
+        return path in PUBLIC_ROUTES or webui.is_public_path(path) or bool(self.public_file and self.public_file(path))
 
     def authorized(self, authorization: bytes | None, x_api_key: bytes | None) -> bool:
         """True if a presented credential is one of the keys. Every key is compared, in constant time."""
@@ -120,9 +123,9 @@ def _text(value: bytes | None) -> str | None:
 class AccessControl:
     """Pure ASGI middleware: CORS headers on every response, preflights, API keys."""
 
-    def __init__(self, app, config: Config):
+    def __init__(self, app, config: Config, public_file=None):
         self.app = app
-        self.policy = AccessPolicy(config)
+        self.policy = AccessPolicy(config, public_file)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] not in ("http", "websocket"):

@@ -1,4 +1,5 @@
-"""The HTTP application: routers, error mapping, access control, limits, the loading gate and request logging."""
+"""The HTTP application: routers, error mapping, access control, limits, the loading gate, request logging,
+and the layers it shares with the router's app (--path files, --api-prefix, llama-server's header names)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from fastapi import FastAPI
 from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
+from llamaserve.api.header_names import HeaderNames
 from llamaserve.api.limits import BodyLimit
+from llamaserve.api.prefix import ApiPrefix
+from llamaserve.api.prompt_log import PromptLoggingBridge
+from llamaserve.api.static_dir import ServeDirectory, StaticDirectory
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
 from llamaserve.errors import Unavailable
@@ -64,6 +69,7 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            path_served = scope["path"]  # without the --api-prefix (taken off inside), which `path` shows
             ms = (time.perf_counter() - t0) * 1e3
             if self.metrics is not None:
                 # the route's path template (the router sets it in the shared scope): few label values
@@ -71,13 +77,33 @@ class RequestLog:
                 self.metrics.observe(scope["method"], route, ms / 1e3)
             facts = scope.get("llamaserve.log") or {}
             extra = " ".join(f"{k}={v}" for k, v in facts.items())
-            level = logging.INFO if path not in _ALWAYS_OPEN else logging.DEBUG
+            level = logging.INFO if path_served not in _ALWAYS_OPEN else logging.DEBUG
             log.log(level, "%s %s %d %.1f ms %s", scope["method"], path, status[0], ms, extra)
+
+
+def add_shared_layers(app: FastAPI, config: Config, *, request_log: bool = False,
+                      request_metrics: metrics.ServerMetrics | None = None) -> None:
+    """Middleware a model server and the router both have, added innermost first around what the app
+    added before: --path files (outside the loading gate: a page loads while the model does), API keys
+    and CORS, --api-prefix, the request log (with the latency histogram of --metrics) and outermost
+    the header names."""
+    public_file = None
+    if config.static_path and config.webui:
+        directory = StaticDirectory(config.static_path)
+        app.add_middleware(ServeDirectory, directory=directory)
+        public_file = directory.has_file
+    app.add_middleware(AccessControl, config=config, public_file=public_file)
+    if config.api_prefix:
+        app.add_middleware(ApiPrefix, prefix=config.api_prefix)
+    if request_log:
+        # outside the prefix, so that it logs the path as requested, and the 404 of one without the prefix
+        app.add_middleware(RequestLog, metrics=request_metrics)
+    app.add_middleware(HeaderNames)
 
 
 def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     factory = scheduler_factory or (lambda deliver: Scheduler(config, deliver))
-    bridge = EngineBridge(factory)
+    bridge = PromptLoggingBridge(factory, config.log_prompts_dir) if config.log_prompts_dir else EngineBridge(factory)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -105,10 +131,10 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(infill.router)
     app.include_router(lora.router)
     app.include_router(webui.router)
-    # Outermost last: every request is logged, then CORS/keys, then the body limit, then the loading gate.
-    # Being middleware, they apply to every route, including routers added later.
+    # Innermost first: the loading gate, the body limit, then the shared layers (outermost: header names,
+    # the request log, the prefix, CORS/keys). Being middleware, they apply to every route, including
+    # routers added later.
     app.add_middleware(LoadingGate, bridge=bridge)
     app.add_middleware(BodyLimit, limit=config.max_body_size)
-    app.add_middleware(AccessControl, config=config)
-    app.add_middleware(RequestLog, metrics=app.state.metrics)
+    add_shared_layers(app, config, request_log=True, request_metrics=app.state.metrics)
     return app

@@ -231,7 +231,7 @@ async def props(request: Request) -> Response:
         "endpoint_props": config.endpoint_props,
         "endpoint_metrics": config.endpoint_metrics,
         "ui": config.webui,
-        "ui_settings": {},
+        "ui_settings": config.ui_config,  # --ui-config / --ui-config-file: the web UI's default settings
         "chat_template": template,
         "chat_template_caps": caps,
         "system_prompt": config.system_prompt,
@@ -240,10 +240,32 @@ async def props(request: Request) -> Response:
         "build_info": "llamaserve",
         "is_sleeping": False,
         "cors_proxy_enabled": False,
+        # llamaserve's own: the options this server accepted without acting on them (announced at start-up)
+        "ignored_options": ignored_options(config),
     }
     if config.use_jinja and info.chat_template_tool_use:
         out["chat_template_tool_use"] = info.chat_template_tool_use
     return json_response(out)
+
+
+def ignored_options(config: Config) -> dict[str, Any]:
+    """Config.ignored as JSON: long option name -> the value given (secrets already shown as ***)."""
+    return {name: _plain(value) for name, value in config.ignored.items()}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def model_tags(config: Config) -> list[str]:
+    """--tags as llama-server lists them: each tag once, sorted."""
+    return sorted(set(config.tags))
 
 
 @router.post("/props", openapi_extra=json_body(native.PropsRequest))
@@ -322,7 +344,7 @@ async def models(request: Request) -> Response:
         }],
         "object": "list",
         "data": [{
-            "id": alias, "aliases": [alias], "tags": [], "object": "model", "created": int(time.time()),
+            "id": alias, "aliases": [alias], "tags": model_tags(config), "object": "model", "created": int(time.time()),
             "owned_by": "llamacpp", "meta": meta,
         }],
     })

@@ -2,7 +2,8 @@
 
 index.html is revalidated on every load (its name never changes, its content does with each build);
 files under assets/ carry a content hash in their names and are cached for a year. `--no-webui`
-turns every route here into a 404.
+turns every route here into a 404, and so does `--path DIR`, whose files take the UI's place
+(api/static_dir.py).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def load_bundle(dist: pathlib.Path = DIST) -> dict[str, Asset]:
 
 def _bundle(request: Request) -> dict[str, Asset]:
     config = request.app.state.config
-    if not getattr(config, "webui", True):
+    if not getattr(config, "webui", True) or getattr(config, "static_path", ""):
         raise HTTPException(404)
     state = request.app.state
     bundle = getattr(state, "webui_bundle", None)
@@ -113,6 +114,9 @@ def serve(request: Request, name: str) -> Response:
     if name == "index.html":
         headers["Content-Security-Policy"] = CSP
         headers["Referrer-Policy"] = "no-referrer"
+        # cross-origin isolation of the page, as llama-server's index.html has it
+        headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if _etag_matches(request.headers.get("if-none-match"), asset.etag):
         return Response(status_code=304, headers=headers)
     body = asset.body

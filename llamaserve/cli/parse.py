@@ -44,7 +44,7 @@ def read_argv(argv: Sequence[str]) -> list[tuple[Flag, str, Any, list[str]]]:
         arg = argv[i]
         name = canonical(arg)
         if name not in BY_NAME:
-            raise UsageError(f"invalid argument: {arg}")
+            raise UsageError(f"unrecognized argument: {arg}")
         flag, negative = BY_NAME[name]
         n = flag.n_values
         raw = list(argv[i + 1 : i + 1 + n])

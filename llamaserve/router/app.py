@@ -15,8 +15,9 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from llamaserve.api.access import AccessControl
 from llamaserve.api import errors, webui
+from llamaserve.api.app import add_shared_layers
+from llamaserve.api.native import ignored_options
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
 from llamaserve.errors import InvalidRequest, NotFound
@@ -91,6 +92,13 @@ def _ollama_entry(name: str, path: str) -> dict[str, Any]:
             "size": size, "digest": "", "details": {"format": "gguf"}}
 
 
+def model_tags(config: Config, preset_flags: dict[str, list[str]]) -> list[str]:
+    """A model's --tags (its preset's, or the router's own, which win as for every flag), listed as a
+    single-model server lists them: each once, sorted."""
+    tokens = {**preset_flags, **config.child_flags}.get("tags") or []  # ["--tags", "a,b"]
+    return sorted({tag.strip() for value in tokens[1:] for tag in value.split(",") if tag.strip()})
+
+
 def create_router_app(config: Config) -> FastAPI:
     catalog = Catalog.build(config)
 
@@ -115,10 +123,11 @@ def create_router_app(config: Config) -> FastAPI:
     app = FastAPI(title="llamaserve router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     errors.install(app)
-    # API keys and CORS are checked here, at the router, by the same middleware as a single-model server.
-    # Children get the same keys on their command line (config.child_flags), and proxied requests carry
-    # the client's own Authorization / x-api-key headers.
-    app.add_middleware(AccessControl, config=config)
+    # API keys and CORS are checked here, at the router, by the same middleware as a single-model server
+    # (with --path, --api-prefix and the header names: add_shared_layers below). Children get the same
+    # keys on their command line (config.child_flags), and proxied requests carry the client's own
+    # Authorization / x-api-key headers. Children have no prefix: the router takes it off the path
+    # before it proxies.
 
     # The chat page is the router's own (its model picker lists /v1/models and loads with /models/load):
     # opening it must not load a model.
@@ -134,7 +143,12 @@ def create_router_app(config: Config) -> FastAPI:
     async def models(request: Request) -> Response:
         pool = _pool(request)
         now = int(time.time())
-        return json_response({"object": "list", "data": [pool.describe(s, now) for s in pool.states.values()]})
+        data = []
+        for s in pool.states.values():
+            entry = pool.describe(s, now)
+            entry["tags"] = model_tags(config, s.entry.flags)
+            data.append(entry)
+        return json_response({"object": "list", "data": data})
 
     @app.get("/api/tags")
     async def ollama_tags(request: Request) -> Response:
@@ -183,6 +197,8 @@ def create_router_app(config: Config) -> FastAPI:
             "max_instances": config.models_max,
             "models_autoload": config.models_autoload,
             "default_model": catalog.default,
+            "ui_settings": config.ui_config,
+            "ignored_options": ignored_options(config),
         }
         pool = _pool(request)
         default = pool.states.get(catalog.default)
@@ -219,4 +235,5 @@ def create_router_app(config: Config) -> FastAPI:
         log.info("%s %s -> %s %d", request.method, request.url.path, state.name, upstream.status_code)
         return ProxyResponse(upstream, state.name, lambda: pool.release(state))
 
+    add_shared_layers(app, config)
     return app
