@@ -189,7 +189,7 @@ class Config:
     spm_infill: bool = False  # /infill prompt as suffix, prefix, middle
 
     # HTTP
-    api_prefix: str = ""  # every route is served under it as well
+    api_prefix: str = ""  # every route is served under it (and only there)
     reuse_port: bool = False  # SO_REUSEPORT: several servers may listen on one port
     static_path: str = ""  # --path: serve this directory's files at / instead of the built-in chat page
     ui_config: dict = field(default_factory=dict)  # default settings of the web UI

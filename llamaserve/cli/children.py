@@ -16,7 +16,8 @@ from llamaserve.config import Config, ModelPreset
 ROUTER_OWNED = frozenset({
     "model", "alias", "host", "port", "ssl_key_file", "ssl_cert_file", "reuse_port", "api_prefix", "static_path",
     "models_dir", "models_preset", "models_max", "models_autoload", "models_default", "models_idle_ttl",
-    "log_file",
+    # the router relays its children's log lines itself, in its own layout
+    "log_file", "log_jsonl", "log_prefix", "log_timestamps", "log_colors",
 })
 
 

@@ -118,7 +118,7 @@ FLAGS: tuple[Flag, ...] = (
     # --- model ---
     Flag(("-m", "--model"), "model", "model path (default: none = router mode, serving the bundled SmolLM2-135M-Instruct and the --models-dir models)", str, "LLAMA_ARG_MODEL", metavar="FNAME"),
     Flag(("-a", "--alias"), "alias", "model name reported by the API (default: model file name)", str, "LLAMA_ARG_ALIAS", metavar="STRING"),
-    Flag(("--tags",), "tags", "model tags, comma-separated; informational, shown in /props and /models (default: none)", v.key_list, "LLAMA_ARG_TAGS", metavar="STRING"),
+    Flag(("--tags",), "tags", "model tags, comma-separated; informational, shown in /models and /v1/models (default: none)", v.key_list, "LLAMA_ARG_TAGS", metavar="STRING"),
     Flag(("-mu", "--model-url"), "", "download the model from this URL", str, "LLAMA_ARG_MODEL_URL", metavar="MODEL_URL", needs=HF),
     Flag(("-dr", "--docker-repo"), "", "download the model from a Docker Hub repository", str, "LLAMA_ARG_DOCKER_REPO", metavar="[<repo>/]<model>[:quant]", needs=HF),
     Flag(("-hf", "-hfr", "--hf-repo"), "", "download the model from a Hugging Face repository", str, "LLAMA_ARG_HF_REPO", metavar="<user>/<model>[:quant]", needs=HF),
@@ -281,7 +281,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--port",), "port", "port to listen on (default: 8080, 0 = random)", v.port, "LLAMA_ARG_PORT", metavar="PORT"),
     Flag(("--reuse-port",), "reuse_port", "let several servers listen on the same port (SO_REUSEPORT; default: disabled)", None, "LLAMA_ARG_REUSE_PORT"),
     Flag(("--path",), "static_path", "serve the files of this directory at / instead of the built-in chat page (default: none)", v.directory, "LLAMA_ARG_STATIC_PATH", metavar="PATH"),
-    Flag(("--api-prefix",), "api_prefix", "serve every route under this prefix too, e.g. /llama (default: none)", str, "LLAMA_ARG_API_PREFIX", metavar="PREFIX"),
+    Flag(("--api-prefix",), "api_prefix", "serve every route under this prefix (and only there), e.g. /llama (default: none)", str, "LLAMA_ARG_API_PREFIX", metavar="PREFIX"),
     Flag(("--webui", "--ui"), "webui", "serve the web chat UI at / (default: enabled)", None, "LLAMA_ARG_UI", ("--no-webui", "--no-ui")),
     Flag(("--ui-config", "--webui-config"), "ui_config", "JSON object of default web UI settings", v.json_object, "LLAMA_ARG_UI_CONFIG", metavar="JSON"),
     Flag(("--ui-config-file", "--webui-config-file"), "ui_config", "read the default web UI settings from a JSON file", v.json_object_file, "LLAMA_ARG_UI_CONFIG_FILE", metavar="PATH"),
