@@ -101,10 +101,6 @@ def _rope_scale(text: str) -> float:
 
 
 
-def _draft_ngl(text: str) -> int:
-    return v.gpu_layers(text)
-
-
 _CACHE_TYPES = f"({', '.join(KV_CACHE_TYPES)})"
 
 FLAGS: tuple[Flag, ...] = (
@@ -346,7 +342,7 @@ FLAGS: tuple[Flag, ...] = (
         (("--spec-draft-p-split", "--draft-p-split"), "draft split probability", v.unit_float, "LLAMA_ARG_SPEC_DRAFT_P_SPLIT", "P", ()),
         (("--spec-draft-p-min", "--draft-p-min"), "least draft probability", v.unit_float, "LLAMA_ARG_SPEC_DRAFT_P_MIN", "P", ()),
         (("--spec-draft-device", "-devd", "--device-draft"), "draft model devices", v.key_list, None, "<dev1,dev2,..>", ()),
-        (("--spec-draft-ngl", "-ngld", "--gpu-layers-draft", "--n-gpu-layers-draft"), "draft model GPU layers", _draft_ngl, "LLAMA_ARG_N_GPU_LAYERS_DRAFT", "N", ()),
+        (("--spec-draft-ngl", "-ngld", "--gpu-layers-draft", "--n-gpu-layers-draft"), "draft model GPU layers", v.gpu_layers, "LLAMA_ARG_N_GPU_LAYERS_DRAFT", "N", ()),
         (("--spec-ngram-mod-n-min",), "ngram-mod: fewest tokens drafted", v.nonneg_int, None, "N", ()),
         (("--spec-ngram-mod-n-max",), "ngram-mod: most tokens drafted", v.nonneg_int, None, "N", ()),
         (("--spec-ngram-mod-n-match",), "ngram-mod: n-gram length matched", v.nonneg_int, None, "N", ()),

@@ -36,8 +36,8 @@ def canonical(arg: str) -> str:
     return arg.replace("_", "-") if arg.startswith("--") else arg
 
 
-def read_argv(argv: Sequence[str]) -> list[tuple[Flag, str, Any, list[str]]]:
-    """Each option given: (flag, spelling used, value, argv tokens), in command-line order."""
+def read_argv(argv: Sequence[str]) -> list[tuple[Flag, str, Any]]:
+    """Each option given: (flag, spelling used, value), in command-line order."""
     out = []
     i = 0
     while i < len(argv):
@@ -57,7 +57,7 @@ def read_argv(argv: Sequence[str]) -> list[tuple[Flag, str, Any, list[str]]]:
             value = (not negative) if flag.parse is None else flag.parse(*raw)
         except v.BadValue as exc:
             raise UsageError(f"{arg}: {exc}") from None
-        out.append((flag, arg, value, [name, *raw]))
+        out.append((flag, arg, value))
     return out
 
 
@@ -110,7 +110,7 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
     config.sampling = SamplingDefaults()
     values: dict[str, tuple[Flag, str, Any]] = {}  # Flag.key -> (flag, where it came from, value)
     commands: list[str] = []
-    for flag, spelling, value, _ in given:
+    for flag, spelling, value in given:
         if flag.command:
             commands.append(flag.command)
             continue
