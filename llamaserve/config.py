@@ -55,6 +55,8 @@ class SamplingDefaults:
     dry_sequence_breakers: list[str] | None = None  # None = llama.cpp's default breakers
     xtc_probability: float = 0.0
     xtc_threshold: float = 0.1
+    adaptive_target: float = -1.0  # adaptive-p: acts only with "adaptive_p" among the samplers; < 0 = off
+    adaptive_decay: float = 0.9
     mirostat: int = 0
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1

@@ -194,8 +194,6 @@ def _default_params(config: Config) -> dict[str, Any]:
     for key in ("dry_sequence_breakers", "logit_bias", "grammar", "model"):
         settings.pop(key, None)
     settings.update({
-        "adaptive_target": -1.0,  # libllama's adaptive-p sampler, not offered here: off
-        "adaptive_decay": 0.9,
         "chat_format": "Content-only",  # what llama-server reports for a plain (non-chat) request
         "reasoning_format": config.reasoning_format,
         "reasoning_in_content": False,

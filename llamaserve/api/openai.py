@@ -49,6 +49,8 @@ def chat_setup(request: Request) -> openai.ChatSetup:
             max_n=config.slots, model_alias=config.model_alias,
             report=lambda problem: log.warning("tool call left in content: %s", problem),
             reasoning_budget=config.reasoning_budget, reasoning_budget_message=config.reasoning_budget_message,
+            reasoning_effort=config.reasoning_effort, reasoning_preserve=config.reasoning_preserve,
+            skip_chat_parsing=config.skip_chat_parsing, verbose=config.verbose,
         )
     return setup
 
@@ -115,13 +117,14 @@ async def completions(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     config: Config = request.app.state.config
     model = bridge.model
-    plan = openai.plan_completions(await read_json(request), max_n=config.slots, model_alias=config.model_alias)
+    plan = openai.plan_completions(await read_json(request), max_n=config.slots, model_alias=config.model_alias,
+                                   verbose=config.verbose)
     tokenize = _tokenizer(model)
     prompts = openai.native.tokenize_prompts(plan.native.prompt, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     check_grammar(model, tasks)
-    texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo else []
+    texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo or plan.verbose else []
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
         return sse_response(_completions_stream(request, bridge, tasks, openai.CompletionChunks(env, plan, texts)))

@@ -33,6 +33,22 @@ RESERVED_VARIABLES = frozenset({"messages", "tools", "documents", "add_generatio
 LLAMA_CPP_VARIABLES = frozenset({"datetime", "functions"})
 
 
+def reasoning_aliases(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The other names templates read llama.cpp's two reasoning switches under, as llama.cpp sets them:
+    a boolean `preserve_reasoning` (--reasoning-preserve) as preserve_thinking and the inverse
+    clear_thinking / truncate_history_thinking / drop_thinking; a `reasoning_effort` level as
+    reasoning_strength too. Kwargs given under these names themselves still win (set after)."""
+    out: dict[str, Any] = {}
+    keep = kwargs.get("preserve_reasoning")
+    if isinstance(keep, bool):
+        out.update(preserve_thinking=keep, clear_thinking=not keep, truncate_history_thinking=not keep,
+                   drop_thinking=not keep)
+    effort = kwargs.get("reasoning_effort")
+    if isinstance(effort, str) and effort:
+        out["reasoning_strength"] = effort
+    return out
+
+
 class _RaisedByTemplate(jinja2.exceptions.TemplateError):
     """The template called raise_exception(message): its message is meant for the user as is."""
 
@@ -158,6 +174,7 @@ class ChatTemplate:
             variables["datetime"] = datetime.now().strftime("%b %d %Y")
         if "functions" in self._llama_cpp_variables:
             variables["functions"] = json.dumps(tools, ensure_ascii=False, indent=2) if tools else ""
+        variables.update(reasoning_aliases(kwargs))
         variables.update(kwargs)
         return variables
 

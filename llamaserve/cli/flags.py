@@ -32,7 +32,6 @@ class Flag:
     gpu: Callable[[Any], bool] | None = None  # values that act only where libllama has a GPU backend
     command: str = ""  # an informational command that runs instead of the server (help, version, ...)
     removed: str = ""  # llama.cpp removed the option: what to use instead
-    gpu_needs: str = ""  # with a GPU backend the option would act, but llamaserve does not pass it on yet: start-up stops
 
     @property
     def long_name(self) -> str:
@@ -62,11 +61,8 @@ SPEC_NOOP = "has no effect: " + SPECULATIVE
 MM_NOOP = "has no effect: " + MULTIMODAL
 HF_NOOP = "has no effect: " + HF
 NO_GPU = "has no effect: this libllama build has no GPU backend, everything runs on the CPU"
-ADAPTIVE_NOOP = "has no effect: the adaptive-p sampler is not implemented yet (nor its request fields)"
-THREADS_NOOP = ("has no effect: thread placement, priority and polling are not implemented yet; "
-                "ggml's default thread pool runs the decode")
-NOT_YET = "has no effect: not implemented yet"
-GPU_NOT_BUILT = "placing tensors on devices (-dev, -ot, MoE/FFN on the CPU) is not implemented yet for GPU builds"
+POLL_NOOP = ("has no effect: this ggml build runs its compute threads with OpenMP, whose threads wait as "
+             "OMP_WAIT_POLICY says; the polling level is read only by ggml's own workers")
 FIT_NOOP = ("has no effect: fitting -ngl and -c to free device memory is a llama.cpp common-library step that "
             "llamaserve does not run; set -ngl and -c yourself")
 
@@ -127,9 +123,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--lora",), "lora", "LoRA adapter file, applied at scale 1; repeatable or comma-separated (default: none)", v.lora_files, None, metavar="FNAME", repeatable=True, unparse=v.lora_argv),
     Flag(("--lora-scaled",), "lora", "LoRA adapter file with its scale, FNAME:SCALE; repeatable or comma-separated (default: none)", v.lora_scaled, None, metavar="FNAME:SCALE,...", repeatable=True, unparse=v.lora_argv),
     Flag(("--lora-init-without-apply",), "lora_init_without_apply", "load the LoRA adapters at scale 0; set their scales later with POST /lora-adapters (default: disabled)"),
-    Flag(("--control-vector",), "control_vectors", "control vector file, applied at scale 1; repeatable or comma-separated (default: none)", v.lora_files, None, metavar="FNAME", repeatable=True, unparse=v.scaled_argv("--control-vector-scaled"), needs="control vectors are not implemented yet"),
-    Flag(("--control-vector-scaled",), "control_vectors", "control vector file with its scale, FNAME:SCALE; repeatable or comma-separated", v.scaled_files("control-vector-scaled"), None, metavar="FNAME:SCALE,...", repeatable=True, unparse=v.scaled_argv("--control-vector-scaled"), needs="control vectors are not implemented yet"),
-    Flag(("--control-vector-layer-range",), "control_vector_layers", "first and last layer (inclusive) the control vectors apply to (default: all)", v.layer_range, None, metavar="START END", pair=True, noop="has no effect: control vectors are not implemented yet"),
+    Flag(("--control-vector",), "control_vectors", "control vector file, applied at scale 1; repeatable or comma-separated (default: none)", v.lora_files, None, metavar="FNAME", repeatable=True, unparse=v.scaled_argv("--control-vector-scaled")),
+    Flag(("--control-vector-scaled",), "control_vectors", "control vector file with its scale, FNAME:SCALE; repeatable or comma-separated", v.scaled_files("control-vector-scaled"), None, metavar="FNAME:SCALE,...", repeatable=True, unparse=v.scaled_argv("--control-vector-scaled")),
+    Flag(("--control-vector-layer-range",), "control_vector_layers", "first and last layer (inclusive) the control vectors apply to (default: all)", v.layer_range, None, metavar="START END", pair=True),
     Flag(("--override-kv",), "kv_overrides", "override model metadata: KEY=TYPE:VALUE, TYPE int, float, bool or str; repeatable or comma-separated", v.override_kv, None, metavar="KEY=TYPE:VALUE,...", repeatable=True),
     Flag(("--check-tensors",), "check_tensors", "check the tensor data for invalid values while loading (default: disabled)"),
     Flag(("-lm", "--load-mode"), "load_mode", "how the model is read: auto (mmap where the devices allow it), none, mmap, mlock, mmap+mlock, dio (default: auto)", v.choice("auto", "none", "mmap", "mlock", "mmap+mlock", "dio"), "LLAMA_ARG_LOAD_MODE", metavar="MODE"),
@@ -142,14 +138,14 @@ FLAGS: tuple[Flag, ...] = (
 
     # --- devices and offload ---
     Flag(("-ngl", "--gpu-layers", "--n-gpu-layers"), "n_gpu_layers", "layers to offload to the GPU: N, 'auto' or 'all' (default: auto)", v.gpu_layers, "LLAMA_ARG_N_GPU_LAYERS", gpu=_positive),
-    Flag(("-dev", "--device"), "devices", "comma-separated devices to offload to, 'none' for none; see --list-devices (default: all)", v.key_list, "LLAMA_ARG_DEVICE", metavar="<dev1,dev2,..>", gpu=bool, gpu_needs=GPU_NOT_BUILT),
+    Flag(("-dev", "--device"), "devices", "comma-separated devices to offload to, 'none' for none; see --list-devices (default: all)", v.key_list, "LLAMA_ARG_DEVICE", metavar="<dev1,dev2,..>", gpu=bool),
     Flag(("-sm", "--split-mode"), "split_mode", "how the model is split over several GPUs: none, layer, row, tensor (default: layer)", v.choice("none", "layer", "row", "tensor"), "LLAMA_ARG_SPLIT_MODE", metavar="{none,layer,row,tensor}", gpu=lambda value: value != "layer"),
     Flag(("-ts", "--tensor-split"), "tensor_split", "fraction of the model per GPU, e.g. 3,1 (default: by free memory)", v.number_list, "LLAMA_ARG_TENSOR_SPLIT", metavar="N0,N1,N2,...", gpu=bool),
     Flag(("-mg", "--main-gpu"), "main_gpu", "the GPU for the whole model with -sm none, or for intermediate results with -sm row (default: 0)", v.nonneg_int, "LLAMA_ARG_MAIN_GPU", metavar="INDEX", gpu=_positive),
-    Flag(("-ot", "--override-tensor"), "tensor_overrides", "buffer type of the tensors whose names match: PATTERN=BUFFER_TYPE,...; see --list-devices", v.override_tensor, "LLAMA_ARG_OVERRIDE_TENSOR", metavar="<tensor name pattern>=<buffer type>,...", repeatable=True, gpu=bool, gpu_needs=GPU_NOT_BUILT),
-    Flag(("-cmoe", "--cpu-moe"), "cpu_moe", "keep every Mixture-of-Experts weight on the CPU", None, "LLAMA_ARG_CPU_MOE", gpu=bool, gpu_needs=GPU_NOT_BUILT),
-    Flag(("-ncmoe", "--n-cpu-moe"), "n_cpu_moe", "keep the Mixture-of-Experts weights of the first N layers on the CPU", v.nonneg_int, "LLAMA_ARG_N_CPU_MOE", gpu=_positive, gpu_needs=GPU_NOT_BUILT),
-    Flag(("-ncffn", "--n-cpu-ffn"), "n_cpu_ffn", "keep the dense feed-forward weights of the first N layers on the CPU", v.nonneg_int, "LLAMA_ARG_N_CPU_FFN", gpu=_positive, gpu_needs=GPU_NOT_BUILT),
+    Flag(("-ot", "--override-tensor"), "tensor_overrides", "buffer type of the tensors whose names match: PATTERN=BUFFER_TYPE,...; see --list-devices", v.override_tensor, "LLAMA_ARG_OVERRIDE_TENSOR", metavar="<tensor name pattern>=<buffer type>,...", repeatable=True, gpu=bool),
+    Flag(("-cmoe", "--cpu-moe"), "cpu_moe", "keep every Mixture-of-Experts weight on the CPU", None, "LLAMA_ARG_CPU_MOE", gpu=bool),
+    Flag(("-ncmoe", "--n-cpu-moe"), "n_cpu_moe", "keep the Mixture-of-Experts weights of the first N layers on the CPU", v.nonneg_int, "LLAMA_ARG_N_CPU_MOE", gpu=_positive),
+    Flag(("-ncffn", "--n-cpu-ffn"), "n_cpu_ffn", "keep the dense feed-forward weights of the first N layers on the CPU", v.nonneg_int, "LLAMA_ARG_N_CPU_FFN", gpu=_positive),
     Flag(("-kvo", "--kv-offload"), "kv_offload", "offload the KV cache to the GPU; -nkvo keeps it on the CPU (default: enabled)", None, "LLAMA_ARG_KV_OFFLOAD", ("-nkvo", "--no-kv-offload"), gpu=_not),
     Flag(("--op-offload",), "op_offload", "offload host-side tensor operations to the device (default: enabled)", None, None, ("--no-op-offload",), gpu=_not),
     Flag(("-fit", "--fit"), "fit", "fit unset parameters to free device memory: on or off (default: on)", v.on_off, "LLAMA_ARG_FIT", metavar="[on|off]", noop=FIT_NOOP),
@@ -160,16 +156,16 @@ FLAGS: tuple[Flag, ...] = (
     # --- threads ---
     Flag(("-t", "--threads"), "n_threads", "CPU threads for generation (default: -1 = all cores)", v.integer, "LLAMA_ARG_THREADS"),
     Flag(("-tb", "--threads-batch"), "n_threads_batch", "CPU threads for batch and prompt processing (default: same as --threads)", v.integer, "LLAMA_ARG_THREADS_BATCH"),
-    Flag(("-C", "--cpu-mask"), "cpu_mask", "CPU affinity of the generation threads, a hex mask (default: any CPU)", v.cpu_mask, None, metavar="M", noop=THREADS_NOOP),
-    Flag(("-Cr", "--cpu-range"), "cpu_range", "CPU affinity of the generation threads, a range lo-hi", v.cpu_range, None, metavar="lo-hi", noop=THREADS_NOOP),
-    Flag(("--cpu-strict",), "cpu_strict", "pin each generation thread to one CPU of its mask: 0 or 1 (default: 0)", v.boolean, None, metavar="<0|1>", noop=THREADS_NOOP),
-    Flag(("--prio",), "priority", "scheduling priority of the generation threads: -1 low, 0 normal, 1 medium, 2 high, 3 realtime (default: 0)", v.priority, None, noop=THREADS_NOOP),
-    Flag(("--poll",), "poll", "how much the threads spin while waiting for work, 0 (sleep) to 100 (default: 50)", v.poll, None, metavar="<0...100>", noop=THREADS_NOOP),
-    Flag(("-Cb", "--cpu-mask-batch"), "cpu_mask_batch", "CPU affinity of the batch threads, a hex mask (default: as --cpu-mask)", v.cpu_mask, None, metavar="M", noop=THREADS_NOOP),
-    Flag(("-Crb", "--cpu-range-batch"), "cpu_range_batch", "CPU affinity of the batch threads, a range lo-hi", v.cpu_range, None, metavar="lo-hi", noop=THREADS_NOOP),
-    Flag(("--cpu-strict-batch",), "cpu_strict_batch", "pin each batch thread to one CPU: 0 or 1 (default: as --cpu-strict)", v.boolean, None, metavar="<0|1>", noop=THREADS_NOOP),
-    Flag(("--prio-batch",), "priority_batch", "scheduling priority of the batch threads (default: as --prio)", v.priority, None, noop=THREADS_NOOP),
-    Flag(("--poll-batch",), "poll_batch", "polling level of the batch threads (default: as --poll)", v.poll, None, metavar="<0|1>", noop=THREADS_NOOP),
+    Flag(("-C", "--cpu-mask"), "cpu_mask", "CPU affinity of the generation threads, a hex mask (default: any CPU)", v.cpu_mask, None, metavar="M"),
+    Flag(("-Cr", "--cpu-range"), "cpu_range", "CPU affinity of the generation threads, a range lo-hi", v.cpu_range, None, metavar="lo-hi"),
+    Flag(("--cpu-strict",), "cpu_strict", "pin each generation thread to one CPU of its mask: 0 or 1 (default: 0)", v.boolean, None, metavar="<0|1>"),
+    Flag(("--prio",), "priority", "scheduling priority of the generation threads: -1 low, 0 normal, 1 medium, 2 high, 3 realtime (default: 0)", v.priority, None),
+    Flag(("--poll",), "poll", "how much the threads spin while waiting for work, 0 (sleep) to 100 (default: 50)", v.poll, None, metavar="<0...100>", noop=POLL_NOOP),
+    Flag(("-Cb", "--cpu-mask-batch"), "cpu_mask_batch", "CPU affinity of the batch threads, a hex mask (default: as --cpu-mask)", v.cpu_mask, None, metavar="M"),
+    Flag(("-Crb", "--cpu-range-batch"), "cpu_range_batch", "CPU affinity of the batch threads, a range lo-hi", v.cpu_range, None, metavar="lo-hi"),
+    Flag(("--cpu-strict-batch",), "cpu_strict_batch", "pin each batch thread to one CPU: 0 or 1 (default: as --cpu-strict)", v.boolean, None, metavar="<0|1>"),
+    Flag(("--prio-batch",), "priority_batch", "scheduling priority of the batch threads (default: as --prio)", v.priority, None),
+    Flag(("--poll-batch",), "poll_batch", "polling level of the batch threads (default: as --poll)", v.poll, None, metavar="<0|1>", noop=POLL_NOOP),
 
     # --- context and batching ---
     Flag(("-c", "--ctx-size"), "n_ctx", "size of the prompt context (default: 0 = from model)", v.nonneg_int, "LLAMA_ARG_CTX_SIZE"),
@@ -233,8 +229,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--dry-penalty-last-n",), "sampling.dry_penalty_last_n", "default DRY window (default: -1 = context size, 0 = disabled)", v.int_at_least(-1), None),
     Flag(("--dry-sequence-breaker",), "sampling.dry_sequence_breakers", "a DRY sequence breaker; repeatable; the first one replaces the defaults ('none': no breakers)", _dry_breakers, None, metavar="STRING", repeatable=True,
          unparse=lambda breakers: [t for b in breakers or ["none"] for t in ("--dry-sequence-breaker", b)]),
-    Flag(("--adaptive-target",), "", "default adaptive-p target probability, 0.0 to 1.0", v.number, None, noop=ADAPTIVE_NOOP),
-    Flag(("--adaptive-decay",), "", "default adaptive-p decay, 0.0 to 0.99", v.unit_float, None, noop=ADAPTIVE_NOOP),
+    Flag(("--adaptive-target",), "sampling.adaptive_target", "default adaptive-p target probability, 0.0 to 1.0, used when adaptive_p is among the samplers (default: -1.0 = disabled)", v.number, None),
+    Flag(("--adaptive-decay",), "sampling.adaptive_decay", "default adaptive-p decay, 0.0 to 0.99 (default: 0.9)", v.unit_float, None),
     Flag(("--dynatemp-range",), "sampling.dynatemp_range", "default dynamic temperature range (default: 0.0 = disabled)", v.nonneg_float, None),
     Flag(("--dynatemp-exp",), "sampling.dynatemp_exponent", "default dynamic temperature exponent (default: 1.0)", v.number, None),
     Flag(("--mirostat",), "sampling.mirostat", "default Mirostat mode: 0 off, 1 Mirostat, 2 Mirostat 2.0 (default: 0)", v.int_between(0, 2), None),
@@ -249,21 +245,21 @@ FLAGS: tuple[Flag, ...] = (
          noop="has no effect: llamaserve samples with libllama's CPU sampler chains (a request's backend_sampling field is accepted and ignored likewise)"),
     Flag(("-r", "--reverse-prompt"), "sampling.stop", "default stop string for requests that give none; repeatable (default: none)", v.listed, None, metavar="PROMPT", repeatable=True),
     Flag(("-e", "--escape"), "escape", "read \\n, \\r, \\t, \\', \\\", \\\\ in -r and --dry-sequence-breaker as escapes (default: enabled)", None, None, ("--no-escape",)),
-    Flag(("-sp", "--special"), "special", "write special tokens into the output text (default: disabled)", noop=NOT_YET),
+    Flag(("-sp", "--special"), "special", "write special tokens into the output text (default: disabled)"),
 
     # --- chat ---
     Flag(("--jinja",), "use_jinja", "render chat templates with jinja (default: enabled)", None, "LLAMA_ARG_JINJA", ("--no-jinja",)),
     Flag(("--chat-template",), "chat_template", "chat template: a built-in name or jinja source (default: the model's)", str, "LLAMA_ARG_CHAT_TEMPLATE", metavar="JINJA_TEMPLATE"),
     Flag(("--chat-template-file",), "chat_template", "read the chat template from a file", v.text_file("chat template"), "LLAMA_ARG_CHAT_TEMPLATE_FILE", metavar="JINJA_TEMPLATE_FILE"),
     Flag(("--chat-template-kwargs",), "chat_template_kwargs", "JSON object of extra chat template variables, e.g. '{\"enable_thinking\": false}'", v.json_object, "LLAMA_ARG_CHAT_TEMPLATE_KWARGS", metavar="STRING"),
-    Flag(("--skip-chat-parsing",), "skip_chat_parsing", "treat the output as plain content: no tool-call or reasoning parsing (default: disabled)", None, "LLAMA_ARG_SKIP_CHAT_PARSING", ("--no-skip-chat-parsing",), noop=NOT_YET),
+    Flag(("--skip-chat-parsing",), "skip_chat_parsing", "treat the output as plain content: no tool-call or reasoning parsing (default: disabled)", None, "LLAMA_ARG_SKIP_CHAT_PARSING", ("--no-skip-chat-parsing",)),
     Flag(("--prefill-assistant",), "prefill_assistant", "continue a final assistant message instead of closing it (default: enabled)", None, "LLAMA_ARG_PREFILL_ASSISTANT", ("--no-prefill-assistant",)),
     Flag(("--reasoning-format",), "reasoning_format", "where thoughts go: none (left in content), auto/deepseek (reasoning_content), deepseek-legacy (default: auto)", v.reasoning_format, "LLAMA_ARG_THINK", metavar="FORMAT"),
     Flag(("-rea", "--reasoning"), "reasoning", "thinking: on, off, or auto (as the template does; default: auto)", v.on_off_auto, "LLAMA_ARG_REASONING", metavar="[on|off|auto]"),
-    Flag(("--reasoning-effort",), "reasoning_effort", "reasoning effort handed to the chat template, e.g. low, medium, high ('default' = the template's; default: default)", str, "LLAMA_ARG_REASONING_EFFORT", metavar="LEVEL", noop=NOT_YET),
+    Flag(("--reasoning-effort",), "reasoning_effort", "reasoning effort handed to the chat template, e.g. low, medium, high ('default' = the template's; default: default)", str, "LLAMA_ARG_REASONING_EFFORT", metavar="LEVEL"),
     Flag(("--reasoning-budget",), "reasoning_budget", "thinking budget in tokens: -1 = unrestricted, 0 = thinking off, N = close the thoughts after N tokens (default: -1)", v.reasoning_budget, "LLAMA_ARG_THINK_BUDGET"),
     Flag(("--reasoning-budget-message",), "reasoning_budget_message", "text inserted before the closing think marker when the budget runs out (default: none)", str, "LLAMA_ARG_THINK_BUDGET_MESSAGE", metavar="MESSAGE"),
-    Flag(("--reasoning-preserve",), "reasoning_preserve", "keep the reasoning of every assistant turn in the prompt, not only the last one (default: as the template does)", None, "LLAMA_ARG_REASONING_PRESERVE", ("--no-reasoning-preserve",), noop=NOT_YET),
+    Flag(("--reasoning-preserve",), "reasoning_preserve", "keep the reasoning of every assistant turn in the prompt, not only the last one (default: as the template does)", None, "LLAMA_ARG_REASONING_PRESERVE", ("--no-reasoning-preserve",)),
 
     # --- embeddings, reranking, infill ---
     Flag(("--embedding", "--embeddings"), "embedding", "embedding-only server: /embedding(s) and /v1/embeddings; no text generation (default: disabled)", None, "LLAMA_ARG_EMBEDDINGS"),

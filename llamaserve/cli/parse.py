@@ -141,8 +141,6 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
             config.ignored.setdefault(flag.long_name, "***" if flag.long_name in SECRET_FLAGS else value)
         elif flag.gpu is not None and flag.gpu(value):
             gpu = _gpu_backend() if gpu is None else gpu
-            if gpu and flag.gpu_needs:
-                raise UsageError(f"{where}: {flag.gpu_needs}")
             if not gpu:
                 config.notices.append(f"{where} {NO_GPU}")
                 config.ignored[flag.long_name] = value

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 import llama_cpp.llama_cpp as ll
 
 from llamaserve.config import Config
-from llamaserve.engine.cpu_features import use_extra_buffer_types
+from llamaserve.engine.control_vector import ControlVectorError, apply_control_vectors
 from llamaserve.engine.lora import LoraSet
+from llamaserve.engine.model_params import ParamError, apply_context_params, build_model_params
+from llamaserve.engine.numa import NumaError, init_numa
+from llamaserve.engine.threads import ThreadpoolError, make_threadpools
+from llamaserve.engine.warmup import warm_up
 from llamaserve.errors import ServerError
 
 log = logging.getLogger("llamaserve.engine")
@@ -35,52 +39,6 @@ CPU_PROMPT_CHUNK = 64  # tokens: about one short chat prompt (see default_prompt
 
 class ModelLoadError(ServerError):
     pass
-
-
-# llama.h: enum llama_load_mode, llama_lazy_mode, llama_split_mode, llama_rope_scaling_type
-_LOAD_MODES = {"auto": -1, "none": 0, "mmap": 1, "mlock": 2, "mmap+mlock": 3, "dio": 4}
-_LAZY_MODES = {"off": 0, "auto": 1, "on": 2}
-_SPLIT_MODES = {"none": 0, "layer": 1, "row": 2, "tensor": 3}
-_ROPE_SCALING = {"": -1, "none": 0, "linear": 1, "yarn": 2}
-_NUMA = {"distribute": 1, "isolate": 2, "numactl": 3}
-_numa_done = False
-
-
-def load_mode(config: Config) -> str:
-    """-lm wins; else the older --no-mmap / --mlock spellings choose it."""
-    if config.load_mode != "auto" or (config.use_mmap and not config.use_mlock):
-        return config.load_mode
-    if config.use_mlock:
-        return "mmap+mlock" if config.use_mmap else "mlock"
-    return "none"
-
-
-def kv_overrides(items: list[str]):
-    """--override-kv KEY=TYPE:VALUE items as libllama's array, ended by an entry with an empty key."""
-    if not items:
-        return None
-    arr = (ll.llama_model_kv_override * (len(items) + 1))()
-    for entry, item in zip(arr, items):
-        key, _, rest = item.partition("=")
-        kind, _, value = rest.partition(":")
-        entry.key = key.encode()
-        if kind == "int":
-            entry.tag, entry.value.val_i64 = ll.LLAMA_KV_OVERRIDE_TYPE_INT, int(value, 0)
-        elif kind == "float":
-            entry.tag, entry.value.val_f64 = ll.LLAMA_KV_OVERRIDE_TYPE_FLOAT, float(value)
-        elif kind == "bool":
-            entry.tag, entry.value.val_bool = ll.LLAMA_KV_OVERRIDE_TYPE_BOOL, value == "true"
-        else:
-            entry.tag, entry.value.val_str = ll.LLAMA_KV_OVERRIDE_TYPE_STR, value.encode()
-    arr[len(items)].key = b""
-    return arr
-
-
-def _init_numa(strategy: str) -> None:
-    global _numa_done
-    if not _numa_done:  # once per process, before the first model, as llama.cpp does
-        ll.llama_numa_init(_NUMA[strategy])
-        _numa_done = True
 
 
 def _pad(n: int, to: int) -> int:
@@ -182,27 +140,12 @@ class Model:
         self.config = config
         path = config.model
         size = os.path.getsize(path)
+        try:
+            init_numa(config.numa)  # process-wide, before the weights are mapped
+        except NumaError as exc:
+            raise ModelLoadError(str(exc)) from None
         log.info("loading model %s (%.1f MiB)", path, size / 2**20)
         t0 = time.perf_counter()
-
-        mparams = ll.llama_model_default_params()
-        mparams.n_gpu_layers = config.n_gpu_layers if config.n_gpu_layers >= 0 else 999
-        # this libllama has no use_mmap / use_mlock fields: --no-mmap and --mlock pick a load mode
-        mparams.load_mode = _LOAD_MODES[load_mode(config)]
-        mparams.lazy_mode = _LAZY_MODES[config.lazy_mode]
-        mparams.use_extra_bufts = use_extra_buffer_types(config.repack)
-        mparams.check_tensors = config.check_tensors
-        mparams.no_host = config.no_host
-        mparams.split_mode = _SPLIT_MODES[config.split_mode]
-        mparams.main_gpu = config.main_gpu
-        self._overrides = kv_overrides(config.kv_overrides)  # kept alive while libllama reads them
-        if self._overrides is not None:
-            mparams.kv_overrides = self._overrides
-        if config.tensor_split:
-            self._split = (ctypes.c_float * ll.llama_max_devices())(*config.tensor_split[: ll.llama_max_devices()])
-            mparams.tensor_split = self._split
-        if config.numa:
-            _init_numa(config.numa)
         last = [-1]
 
         @ll.llama_progress_callback
@@ -213,11 +156,24 @@ class Model:
                 last[0] = pct
             return True
 
-        mparams.progress_callback = progress
         self._progress = progress  # keep the callback alive while C may call it
-        self.model = ll.llama_model_load_from_file(path.encode(), mparams)
+        try:
+            # kept for the model's lifetime: mparams points into its arrays (overrides, devices)
+            self.model_params = build_model_params(config, progress)
+        except ParamError as exc:
+            raise ModelLoadError(str(exc)) from None
+        _llama_log.last_error = ""
+        self.model = ll.llama_model_load_from_file(path.encode(), self.model_params.params)
         if not self.model:
-            raise ModelLoadError(f"failed to load model from {path}")
+            reason = _llama_log.last_error
+            raise ModelLoadError(f"failed to load model from {path}" + (f": {reason}" if reason else ""))
+        try:
+            self._init_context(config, path, t0)
+        except BaseException:
+            self.close()
+            raise
+
+    def _init_context(self, config: Config, path: str, t0: float) -> None:
         self.vocab = ll.llama_model_get_vocab(self.model)
         self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = ll.llama_model_n_ctx_train(self.model)
@@ -233,12 +189,8 @@ class Model:
         unified = config.unified_kv or config.embedding_mode
         if config.embedding_mode:
             model_pooling = pooling if pooling >= 0 else self._meta_int(f"{self._meta('general.architecture')}.pooling_type")
-            try:
-                n_batch = n_ubatch = embedding_batch_size(
-                    config.n_batch, config.n_ubatch, n_ctx, n_slots, unified, model_pooling == POOLING_IDS["mean"])
-            except ModelLoadError:
-                ll.llama_model_free(self.model)
-                raise
+            n_batch = n_ubatch = embedding_batch_size(
+                config.n_batch, config.n_ubatch, n_ctx, n_slots, unified, model_pooling == POOLING_IDS["mean"])
             if n_batch != config.n_batch or n_ubatch != config.n_ubatch:
                 log.info("embedding mode: n_batch = n_ubatch = %d (from -b %d, -ub %d, %d slots)", n_batch, config.n_batch, config.n_ubatch, n_slots)
         cparams = ll.llama_context_default_params()
@@ -249,42 +201,42 @@ class Model:
         cparams.embeddings = config.embedding_mode
         cparams.pooling_type = pooling
         threads = config.n_threads if config.n_threads > 0 else (os.cpu_count() or 1)
+        threads_batch = config.n_threads_batch if config.n_threads_batch > 0 else threads
         cparams.n_threads = threads
-        cparams.n_threads_batch = config.n_threads_batch if config.n_threads_batch > 0 else threads
+        cparams.n_threads_batch = threads_batch
         cparams.type_k = _GGML_TYPES[config.cache_type_k]
         cparams.type_v = _GGML_TYPES[config.cache_type_v]
         cparams.flash_attn_type = _FLASH_ATTN[config.flash_attn]
         cparams.kv_unified = unified
-        cparams.rope_scaling_type = _ROPE_SCALING[config.rope_scaling]
-        cparams.rope_freq_base = config.rope_freq_base
-        cparams.rope_freq_scale = config.rope_freq_scale
-        cparams.yarn_orig_ctx = config.yarn_orig_ctx
-        cparams.yarn_ext_factor = config.yarn_ext_factor
-        cparams.yarn_attn_factor = config.yarn_attn_factor
-        cparams.yarn_beta_slow = config.yarn_beta_slow
-        cparams.yarn_beta_fast = config.yarn_beta_fast
-        cparams.swa_full = config.swa_full
-        cparams.offload_kqv = config.kv_offload
-        cparams.op_offload = config.op_offload
-        self.load_params = {"load_mode": mparams.load_mode, "lazy_mode": mparams.lazy_mode, "split_mode": mparams.split_mode,
-                            "check_tensors": mparams.check_tensors, "swa_full": cparams.swa_full,
-                            "offload_kqv": cparams.offload_kqv, "rope_freq_base": cparams.rope_freq_base}
+        try:
+            apply_context_params(cparams, config)
+        except ParamError as exc:
+            raise ModelLoadError(str(exc)) from None
         self.unified_kv = unified
         cparams.no_perf = True
+        self.context_params = cparams
+        _llama_log.last_error = ""
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
-            ll.llama_model_free(self.model)
-            raise ModelLoadError(f"failed to create a context for {path} (n_ctx={n_ctx}, n_seq_max={n_slots})")
+            reason = _llama_log.last_error
+            raise ModelLoadError(f"failed to create a context for {path} (n_ctx={n_ctx}, n_seq_max={n_slots})"
+                                 + (f": {reason}" if reason else ""))
         try:
-            _llama_log.last_error = ""
-            self.lora = LoraSet(self.model, config.lora, lambda: _llama_log.last_error)
-        except BaseException:
-            ll.llama_free(self.ctx)
-            ll.llama_model_free(self.model)
-            raise
+            self.threadpools = make_threadpools(self.ctx, config, threads, threads_batch)
+        except ThreadpoolError as exc:
+            raise ModelLoadError(str(exc)) from None
+        _llama_log.last_error = ""
+        self.lora = LoraSet(self.model, config.lora, lambda: _llama_log.last_error)
+        try:
+            self.control_vector = apply_control_vectors(self.ctx, self.model, config.control_vectors, config.control_vector_layers)
+        except ControlVectorError as exc:
+            raise ModelLoadError(str(exc)) from None
         self.memory = ll.llama_get_memory(self.ctx)
         # Encoder-only models (BERT and kin) have no KV cache: they embed, they cannot generate.
         self.has_memory = bool(self.memory)
+        # Without --swa-full the sliding-window layers keep only the last n_swa positions, so a
+        # cached prefix is usable only when its window is still there (see Scheduler._usable_prefix).
+        self.n_swa = 0 if config.swa_full else ll.llama_model_n_swa(self.model)
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         # Each slot gets n_ctx / n_parallel unless the KV cache is unified (then each may use all of it).
         self.n_ctx_slot = min(ll.llama_n_ctx_seq(self.ctx), self.n_ctx_train)
@@ -318,29 +270,18 @@ class Model:
             ftype=(ll.llama_ftype_name(ll.llama_model_ftype(self.model)) or b"").decode("utf-8", "replace"),
             chat_template_tool_use=(ll.llama_model_chat_template(self.model, b"tool_use") or b"").decode("utf-8", "replace"),
         )
-        if config.warmup and self.has_memory and not config.embedding_mode:
-            self._warmup()
         self.eog_tokens = [t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t)]
         self.eog_set = frozenset(self.eog_tokens)
         # Every token's text, once: detokenizing a generated token is then a list lookup.
         self.pieces = [self._piece(t, special=False) for t in range(self.n_vocab)]
+        self.warmed_up = False
+        if config.warmup:
+            self.warmed_up = warm_up(self.model, self.ctx, self.vocab, min(self.n_batch, self.n_ubatch))
         log.info(
             "model loaded in %.2f s: %s, n_ctx = %d, %d slots of %d tokens, kv_unified = %s%s",
             time.perf_counter() - t0, self.info.desc, self.n_ctx, n_slots, self.n_ctx_slot, unified,
             f", embeddings with {self.info.pooling} pooling, n_ubatch = {self.n_ubatch}" if config.embedding_mode else "",
         )
-
-    def _warmup(self) -> None:
-        """One decode of BOS and EOS before the first request (first-use costs: weights paged in,
-        buffers allocated), then an empty KV cache again, as llama-server's warmup."""
-        tokens = [t for t in (ll.llama_vocab_bos(self.vocab), ll.llama_vocab_eos(self.vocab)) if t >= 0] or [0]
-        t0 = time.perf_counter()
-        arr = (ll.llama_token * len(tokens))(*tokens)  # kept alive while libllama reads it
-        if ll.llama_decode(self.ctx, ll.llama_batch_get_one(arr, len(tokens))) != 0:
-            log.warning("warmup decode failed; the first request pays the start-up costs")
-        ll.llama_memory_clear(self.memory, True)
-        ll.llama_synchronize(self.ctx)
-        log.info("warmup: %d tokens in %.0f ms (--no-warmup skips it)", len(tokens), (time.perf_counter() - t0) * 1000)
 
     # --- metadata ---
 
@@ -419,6 +360,9 @@ class Model:
         if getattr(self, "ctx", None):
             ll.llama_free(self.ctx)
             self.ctx = None
+        if getattr(self, "threadpools", None) is not None:
+            self.threadpools.free()  # after the context that computes with them
+            self.threadpools = None
         if getattr(self, "lora", None) is not None:
             self.lora.free()  # after the context that used them, before the model that owns them
         if getattr(self, "model", None):

@@ -161,9 +161,12 @@ class SamplerChain:
                 self._add(ll.llama_sampler_init_temp_ext(p.temperature, p.dynatemp_range, p.dynatemp_exponent))
             elif name == "infill":
                 self._add(ll.llama_sampler_init_infill(model.vocab))
+            # "adaptive_p" selects the token, so llama.cpp puts it last, wherever it was named: below
         if p.temperature <= 0.0:
             # llama.cpp's temp sampler keeps only the max-logit token at temp <= 0; greedy picks it without a draw.
             self._add(ll.llama_sampler_init_greedy())
+        elif "adaptive_p" in p.samplers:
+            self._add(ll.llama_sampler_init_adaptive_p(p.adaptive_target, p.adaptive_decay, p.seed))
         else:
             self._add(ll.llama_sampler_init_dist(p.seed))
 

@@ -342,7 +342,7 @@ class Scheduler:
             keep = slot.reuse_chunks(self.model.memory, prompt, keep, task.cache_reuse)
         if keep == len(prompt):
             keep -= 1  # the last prompt token must be decoded again to get its logits
-        slot.forget_from(self.model.memory, keep)
+        keep = self._usable_prefix(slot, keep)
 
         slot._reset_task_state()
         slot.lora = task.lora_scales
@@ -358,6 +358,21 @@ class Scheduler:
         slot.t_start = time.perf_counter()
         self.stats.prompt_tokens_cached += keep
         log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+
+    def _usable_prefix(self, slot: Slot, keep: int) -> int:
+        """Cut the slot's sequence to its first `keep` tokens and return how many remain usable:
+        all of them, or none where libllama cannot keep a partial sequence (recurrent state) or
+        the sliding-window layers no longer hold the window that position `keep` attends to."""
+        mem = self.model.memory
+        if 0 < keep < slot.n_past and self.model.n_swa > 0:
+            pos_min = ll.llama_memory_seq_pos_min(mem, slot.id)
+            if pos_min > max(0, keep - self.model.n_swa):
+                log.debug("slot %d: the sliding window of the %d cached tokens is gone, evaluating again", slot.id, keep)
+                keep = 0
+        if keep < slot.n_past and not slot.forget_from(mem, keep):
+            slot.forget_from(mem, 0)
+            keep = 0
+        return keep
 
     def _prompt_leader(self, task: Task, cached: int) -> Slot | None:
         """A slot still evaluating the same prompt for a sibling task (same group, same adapter
@@ -567,6 +582,8 @@ class Scheduler:
         text = ""
         if token in self.model.eog_set and not task.params.ignore_eos:
             stop_type = "eos"
+            if self.config.special:  # -sp: llama-server writes the end-of-generation token's text too
+                text = slot.text.push(self.model.piece(token, special=True))
         else:
             slot.generated.append(token)
             if prob is not None:
@@ -574,7 +591,10 @@ class Scheduler:
                 slot.unsent_probs.append(prob)
             slot.unsent_tokens.append(token)
             special = task.special_pieces
-            piece = special[token] if special and token in special else self.model.pieces[token]
+            if special and token in special:
+                piece = special[token]
+            else:  # -sp: special tokens as their text, as llama-server's --special writes them
+                piece = self.model.piece(token, special=self.config.special)
             text = slot.text.push(piece)
             if "\n" in text:
                 slot.has_new_line = True

@@ -72,11 +72,14 @@ class Slot:
 
     # --- the slot's KV sequence (self.cache mirrors it token for token) ---
 
-    def forget_from(self, mem, keep: int) -> None:
-        """Drop the sequence from position `keep` on."""
+    def forget_from(self, mem, keep: int) -> bool:
+        """Drop the sequence from position `keep` on; False where libllama cannot cut it there
+        (recurrent state holds only the whole sequence) and nothing was removed."""
         if keep < self.n_past:
-            ll.llama_memory_seq_rm(mem, self.id, keep, -1)
+            if not ll.llama_memory_seq_rm(mem, self.id, -1 if keep == 0 else keep, -1):
+                return False
             del self.cache[keep:]
+        return True
 
     def discard(self, mem, n_keep: int, n_discard: int) -> None:
         """Context shift: drop n_discard tokens after the first n_keep and slide the rest down."""

@@ -54,6 +54,10 @@ class SamplingParams:
     mirostat: int = 0
     mirostat_tau: float = 5.0
     mirostat_eta: float = 0.1
+    # adaptive-p (libllama): picks the token instead of the final dist draw, only when "adaptive_p" is
+    # among the samplers (llama.cpp's rule); a negative target leaves the distribution as it is
+    adaptive_target: float = -1.0
+    adaptive_decay: float = 0.9
     seed: int = RANDOM_SEED
     min_keep: int = 0
     ignore_eos: bool = False

@@ -16,7 +16,7 @@ from pydantic import (
 from llamaserve.config import SamplingDefaults
 from llamaserve.engine.types import DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb
 from llamaserve.errors import InvalidRequest
-from llamaserve.protocol.constraints import request_grammar
+from llamaserve.protocol.constraints import request_grammar, schema_grammar
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
 M = TypeVar("M", bound=BaseModel)
@@ -25,13 +25,13 @@ SAMPLER_NAMES = {
     "penalties": "penalties", "dry": "dry", "top_n_sigma": "top_n_sigma", "top_k": "top_k",
     "typ_p": "typ_p", "typical_p": "typ_p", "typical": "typ_p", "typ": "typ_p", "top_p": "top_p",
     "nucleus": "top_p", "min_p": "min_p", "xtc": "xtc", "temperature": "temperature", "temp": "temperature",
-    "infill": "infill",
+    "infill": "infill", "adaptive_p": "adaptive_p",
 }
 # names match case-insensitively, with '-', '_' or nothing between words (top-k, top_k, topk)
 _SAMPLER_LOOKUP = {k.replace("_", ""): v for k, v in SAMPLER_NAMES.items()}
 # --samplers string form: one letter per sampler
 SAMPLER_CHARS = {"e": "penalties", "d": "dry", "s": "top_n_sigma", "k": "top_k", "y": "typ_p", "p": "top_p",
-                 "m": "min_p", "x": "xtc", "t": "temperature", "i": "infill"}
+                 "m": "min_p", "x": "xtc", "t": "temperature", "i": "infill", "a": "adaptive_p"}
 
 SAMPLERS_SCHEMA = {
     "anyOf": [
@@ -91,7 +91,7 @@ class CompletionRequest(BaseModel):
     max_tokens: _int(-1) | None = None
     stream: StrictBool = False
     stop: list[StrictStr] | StrictStr | None = None
-    cache_prompt: StrictBool = True
+    cache_prompt: StrictBool | None = None  # None: the server's (--no-cache-prompt)
     n_cache_reuse: _int(0) | None = None
     id_slot: _int(-1) = -1
     n_keep: _int(-1) | None = None  # None: the server's --keep
@@ -103,36 +103,40 @@ class CompletionRequest(BaseModel):
     post_sampling_probs: StrictBool = False
     samplers: Annotated[list[StrictStr] | StrictStr | None, WithJsonSchema(SAMPLERS_SCHEMA)] = None
     logit_bias: Any = None
-    grammar: StrictStr = ""
+    grammar: StrictStr | None = None  # None or "": the server's --grammar / --json-schema, unless json_schema is given
     json_schema: Any = None
     lora: list[LoraScale] | None = None  # adapters not listed run at 0; absent or [] = the server's scales
     response_fields: list[StrictStr] | None = None
 
+    # Sampling fields left out (or null) take the server's default (SamplingDefaults, from the
+    # command line), as llama-server starts each request from its own sampling parameters.
     temperature: Number | None = None
-    dynatemp_range: Number = 0.0
-    dynatemp_exponent: Number = 1.0
+    dynatemp_range: Number | None = None
+    dynatemp_exponent: Number | None = None
     top_k: Int32 | None = None
     top_p: Unit | None = None
     min_p: Unit | None = None
-    typical_p: Number = 1.0
-    top_n_sigma: Number = -1.0
-    repeat_penalty: Number = 1.0
-    repeat_last_n: _int(-1) = 64
-    presence_penalty: Number = 0.0
-    frequency_penalty: Number = 0.0
-    dry_multiplier: Number = 0.0
-    dry_base: Number = 1.75
-    dry_allowed_length: _int(0) = 2
-    dry_penalty_last_n: _int(-1) = -1
-    dry_sequence_breakers: list[StrictStr] = Field(default_factory=lambda: list(DEFAULT_DRY_BREAKERS))
-    xtc_probability: Unit = 0.0
-    xtc_threshold: Unit = 0.1
-    mirostat: _int(0, 2) = 0
-    mirostat_tau: Number = 5.0
-    mirostat_eta: Number = 0.1
+    typical_p: Number | None = None
+    top_n_sigma: Number | None = None
+    repeat_penalty: Number | None = None
+    repeat_last_n: _int(-1) | None = None
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    dry_multiplier: Number | None = None
+    dry_base: Number | None = None  # < 1: the server's
+    dry_allowed_length: _int(0) | None = None
+    dry_penalty_last_n: _int(-1) | None = None
+    dry_sequence_breakers: list[StrictStr] | None = None
+    xtc_probability: Unit | None = None
+    xtc_threshold: Unit | None = None
+    mirostat: _int(0, 2) | None = None
+    mirostat_tau: Number | None = None
+    mirostat_eta: Number | None = None
+    adaptive_target: Number | None = None  # acts only with "adaptive_p" among the samplers; < 0 = off
+    adaptive_decay: Annotated[StrictFloat, Field(ge=0, le=0.99)] | None = None
     seed: _int(-(2**63), 2**64 - 1) | None = None
     min_keep: _int(0) = 0
-    ignore_eos: StrictBool = False
+    ignore_eos: StrictBool | None = None
 
 
 class TokenizeRequest(BaseModel):
@@ -188,9 +192,13 @@ def valid_slot_filename(name: str) -> bool:
     return ".." not in name and name != "."
 
 
+# Request fields named as in SamplingParams; those SamplingDefaults also holds have a server-wide
+# default (the command line), the others the engine's own (SamplingParams' defaults).
 _SHARED_SAMPLING_FIELDS = tuple(
     f.name for f in dataclasses.fields(SamplingParams) if f.name in CompletionRequest.model_fields
 )
+_SERVER_DEFAULTS = frozenset(f.name for f in dataclasses.fields(SamplingDefaults))
+_FLOAT_FIELDS = frozenset(f.name for f in dataclasses.fields(SamplingParams) if f.type == "float")
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -335,60 +343,20 @@ def build_tasks(
     n_vocab: int,
     cache_reuse: int = 0,
 ) -> list[Task]:
-    sent = req.model_fields_set
-    if req.grammar or req.json_schema is not None:
-        grammar = request_grammar(req.grammar, req.json_schema)
-    else:  # the server's --grammar / --json-schema apply only to requests that bring no constraint
-        grammar = request_grammar(defaults.grammar, defaults.json_schema)
     if req.n_probs < 0:
         raise InvalidRequest('"n_probs" must be >= 0')
-    if req.mirostat not in (0, 1, 2):
-        raise InvalidRequest('"mirostat" must be 0, 1 or 2')
     if req.n_cache_reuse is not None and req.n_cache_reuse < 0:
         raise InvalidRequest('"n_cache_reuse" must be >= 0')
     if req.id_slot < -1:
         raise InvalidRequest('"id_slot" must be -1 or a slot id')
-    seed = defaults.seed if req.seed is None else req.seed
-    if seed == -1:
-        seed = RANDOM_SEED
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if not stop:
         stop = list(defaults.stop)  # -r / POST /props, as llama-server's reverse prompts
-    n_predict = _n_predict(req, defaults)
-    # Fields named alike in the request and in SamplingParams are copied, the server's defaults
-    # (--repeat-penalty, --mirostat, ...) standing in for those the client did not send.
-    given = {}
-    for name in _SHARED_SAMPLING_FIELDS:
-        value = getattr(req, name)
-        if name not in sent and getattr(defaults, name, None) is not None:
-            value = getattr(defaults, name)
-        if value is not None:
-            given[name] = value
-    if "logit_bias" in sent or not defaults.logit_bias:
-        logit_bias = parse_logit_bias(req.logit_bias, tokenize, n_vocab)
-    else:
-        logit_bias = list(defaults.logit_bias)
-    if "dry_sequence_breakers" in sent or defaults.dry_sequence_breakers is None:
-        breakers = list(req.dry_sequence_breakers)
-    else:
-        breakers = list(defaults.dry_sequence_breakers)
-    samplers = parse_samplers(req.samplers) if req.samplers is not None or defaults.samplers is None else list(defaults.samplers)
-    params = SamplingParams(**{
-        **given,
-        "temperature": float(defaults.temperature if req.temperature is None else req.temperature),
-        "top_k": defaults.top_k if req.top_k is None else req.top_k,
-        "top_p": float(defaults.top_p if req.top_p is None else req.top_p),
-        "min_p": float(defaults.min_p if req.min_p is None else req.min_p),
-        "seed": seed & 0xFFFFFFFF,
-        "logit_bias": logit_bias,
-        "samplers": samplers,
-        "dry_sequence_breakers": breakers,
-        "grammar": grammar,
-    })
+    params = sampling_params(req, defaults, tokenize, n_vocab)
     return [
         Task(
-            prompt=tokens, params=params, n_predict=n_predict, stop=stop,
-            cache_prompt=req.cache_prompt if "cache_prompt" in sent else defaults.cache_prompt,
+            prompt=tokens, params=params, n_predict=_n_predict(req, defaults), stop=stop,
+            cache_prompt=defaults.cache_prompt if req.cache_prompt is None else req.cache_prompt,
             cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
             id_slot=req.id_slot, n_keep=defaults.n_keep if req.n_keep is None else req.n_keep,
             n_discard=req.n_discard, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
@@ -396,6 +364,57 @@ def build_tasks(
         )
         for i, tokens in enumerate(prompts)
     ]
+
+
+def sampling_params(req: CompletionRequest, defaults: SamplingDefaults, tokenize: Tokenize, n_vocab: int) -> SamplingParams:
+    """The request's sampling parameters; a field it leaves out (or sends as null) takes the server's
+    default, as llama-server starts every request from the sampling parameters of its command line."""
+    values: dict[str, Any] = {}
+    for name in _SHARED_SAMPLING_FIELDS:
+        value = getattr(req, name)
+        if value is None and name in _SERVER_DEFAULTS:
+            value = getattr(defaults, name)
+        if value is not None:
+            values[name] = float(value) if name in _FLOAT_FIELDS else value
+    seed = values.get("seed", RANDOM_SEED)
+    values["seed"] = RANDOM_SEED if seed == -1 else seed & 0xFFFFFFFF
+    if values.get("mirostat", 0) not in (0, 1, 2):
+        raise InvalidRequest('"mirostat" must be 0, 1 or 2')
+    if req.dry_base is not None and req.dry_base < 1.0:
+        values["dry_base"] = float(defaults.dry_base)  # llama-server: a base below 1 means the server's
+    if "adaptive_target" in values:
+        values["adaptive_target"] = min(values["adaptive_target"], 1.0)  # clamped, as llama-server does
+    if req.logit_bias is not None:  # the request's biases replace the server's -l ones (llama-server)
+        values["logit_bias"] = parse_logit_bias(req.logit_bias, tokenize, n_vocab)
+    else:  # -l ids are not checked against the vocabulary at start-up: out-of-range ones are dropped
+        values["logit_bias"] = [(t, float(b)) for t, b in defaults.logit_bias if 0 <= t < n_vocab]
+    if req.samplers is not None:
+        values["samplers"] = parse_samplers(req.samplers)
+    else:
+        values["samplers"] = list(DEFAULT_SAMPLERS if defaults.samplers is None else defaults.samplers)
+    values["dry_sequence_breakers"] = _dry_breakers(req, defaults)
+    values["grammar"] = _grammar(req, defaults)
+    return SamplingParams(**values)
+
+
+def _dry_breakers(req: CompletionRequest, defaults: SamplingDefaults) -> list[str]:
+    if req.dry_sequence_breakers is not None:
+        if not req.dry_sequence_breakers:
+            raise InvalidRequest('"dry_sequence_breakers" must be a non-empty array of strings')
+        return list(req.dry_sequence_breakers)
+    return list(DEFAULT_DRY_BREAKERS if defaults.dry_sequence_breakers is None else defaults.dry_sequence_breakers)
+
+
+def _grammar(req: CompletionRequest, defaults: SamplingDefaults) -> str:
+    # The server's --grammar / --json-schema apply only to a request that brings no constraint of its
+    # own (an OpenAI response_format arrives here as json_schema, tool-call grammars replace it later).
+    if req.grammar or req.json_schema is not None:
+        return request_grammar(req.grammar or "", req.json_schema)
+    if defaults.grammar:
+        return defaults.grammar
+    if defaults.json_schema is not None:
+        return schema_grammar(defaults.json_schema, "--json-schema")
+    return ""
 
 
 def lora_map(entries: list[LoraScale] | None) -> dict[int, float] | None:
@@ -456,6 +475,8 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "mirostat": p.mirostat,
         "mirostat_tau": p.mirostat_tau,
         "mirostat_eta": p.mirostat_eta,
+        "adaptive_target": p.adaptive_target,
+        "adaptive_decay": p.adaptive_decay,
         "stop": task.stop,
         "max_tokens": task.n_predict,
         "n_keep": task.n_keep,

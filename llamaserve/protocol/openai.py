@@ -58,6 +58,7 @@ class _Common(BaseModel):
     stream_options: StreamOptions | None = None
     max_tokens: StrictInt | None = None
     user: StrictStr | None = None
+    verbose: StrictBool | None = None  # llama-server's: add "__verbose" (None: the server's -v)
 
 
 class ChatCompletionRequest(_Common):
@@ -171,6 +172,7 @@ class Plan:
     output: Callable[[], Any] = PlainOutput  # makes the parser of one choice's generated text
     tool_grammar: ToolGrammar | None = None  # constrains tool calls (set on the tasks, not a request field)
     budget: ReasoningBudgetText | None = None  # caps the tokens spent thinking
+    verbose: bool = False  # responses carry "__verbose": the native response of the same result
 
 
 @dataclass(frozen=True)
@@ -266,12 +268,26 @@ def _tool_calls_for_template(calls: Any, i: int) -> list[dict[str, Any]]:
     return out
 
 
+def server_template_kwargs(setup: "ChatSetup") -> dict[str, Any]:
+    """The template variables every request starts from, as llama-server's default template kwargs:
+    thinking on unless turned off (templates that check `enable_thinking` see it set; --reasoning off
+    arrives in template_kwargs), --chat-template-kwargs, then --reasoning-effort and --reasoning-preserve
+    (chat/template.py gives both under the other names templates read them by)."""
+    kwargs = {"enable_thinking": True, **setup.template_kwargs}
+    if setup.reasoning_effort not in ("", "default"):
+        kwargs["reasoning_effort"] = setup.reasoning_effort
+    if setup.reasoning_preserve is not None:
+        kwargs["preserve_reasoning"] = setup.reasoning_preserve
+    return kwargs
+
+
 def render_prompt(req: ChatCompletionRequest, messages: list[dict[str, Any]], tools: list[dict] | None, setup: "ChatSetup") -> str:
-    # as llama-server: thinking is on unless turned off (templates that check `enable_thinking`
-    # see it set), and reasoning_effort "none" turns it off; other efforts reach the template
-    kwargs = {"enable_thinking": True, **setup.template_kwargs, **(req.chat_template_kwargs or {})}
+    # the request's chat_template_kwargs override the server's; its reasoning_effort "none" turns
+    # thinking off (and drops the server's effort), other efforts reach the template
+    kwargs = {**server_template_kwargs(setup), **(req.chat_template_kwargs or {})}
     if req.reasoning_effort == "none":
         kwargs["enable_thinking"] = False
+        kwargs.pop("reasoning_effort", None)
     elif req.reasoning_effort:
         kwargs["reasoning_effort"] = req.reasoning_effort
     last = messages[-1]
@@ -319,6 +335,10 @@ class ChatSetup:
     report: Callable[[str], None] = lambda problem: None  # why generated markup was not taken as a tool call
     reasoning_budget: int = -1  # --reasoning-budget: -1 unrestricted
     reasoning_budget_message: str = ""  # --reasoning-budget-message
+    reasoning_effort: str = ""  # --reasoning-effort handed to the template ("" or "default": the template's)
+    reasoning_preserve: bool | None = None  # --(no-)reasoning-preserve; None: the template's way
+    skip_chat_parsing: bool = False  # --skip-chat-parsing: the output is plain content
+    verbose: bool = False  # -v: responses carry "__verbose" unless a request says otherwise
 
 
 def _tool_choice(req: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -391,7 +411,8 @@ def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "") -> Plan:
     if schema is not None:
         fields["json_schema"] = schema
     grammar = None
-    if choice != "none" and schema is None and not user_grammar:
+    plain = setup.skip_chat_parsing  # llama-server's pure content parser: no tool calls, no reasoning
+    if choice != "none" and schema is None and not user_grammar and not plain:
         # Calls are constrained to the tools' schemas: from the start for required/named,
         # lazily (from the family's opening marker on) for auto.
         try:
@@ -407,8 +428,11 @@ def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "") -> Plan:
 
     return Plan(
         native=native.parse_request(fields), n=req.n, stream=req.stream, include_usage=include_usage,
-        logprobs=logprobs, model=req.model or setup.model_alias, prompt_text=prompt_text, output=output,
-        tool_grammar=grammar, budget=_reasoning_budget(req, setup, prompt_text, user_grammar or schema is not None),
+        logprobs=logprobs, model=req.model or setup.model_alias, prompt_text=prompt_text,
+        output=PlainOutput if plain else output, tool_grammar=grammar,
+        # the think markers are not the server's business then: no budget to close them either
+        budget=None if plain else _reasoning_budget(req, setup, prompt_text, user_grammar or schema is not None),
+        verbose=setup.verbose if req.verbose is None else req.verbose,
     )
 
 
@@ -425,7 +449,8 @@ def _reasoning_budget(req: ChatCompletionRequest, setup: ChatSetup, prompt: str,
     return ReasoningBudgetText(tokens, fmt.reasoning_start, fmt.reasoning_close, message, fmt.thinking_open(prompt))
 
 
-def plan_completions(body: Any, *, max_n: int, model_alias: str) -> Plan:
+def plan_completions(body: Any, *, max_n: int, model_alias: str, verbose: bool = False) -> Plan:
+    """verbose: the server's default of the request field of that name (-v)."""
     req: CompletionsRequest = validate_model(CompletionsRequest, body)
     _check_n(req.n, max_n)
     include_usage = _stream_flags(req)
@@ -445,6 +470,7 @@ def plan_completions(body: Any, *, max_n: int, model_alias: str) -> Plan:
     return Plan(
         native=native.parse_request(fields), n=req.n, stream=req.stream, include_usage=include_usage,
         logprobs=req.logprobs, model=req.model or model_alias, echo=req.echo,
+        verbose=verbose if req.verbose is None else req.verbose,
     )
 
 
@@ -551,6 +577,18 @@ class Envelope:
         }
 
 
+def verbose_json(plan: Plan, r: Result, prompt_text: str) -> dict[str, Any]:
+    """llama-server's "__verbose": the native /completion response of the same result. A streamed
+    result's text already went out in the chunks before, so (as there) its final holds none."""
+    if r.task.stream:
+        r = dataclasses.replace(r, text="", tokens=[], probs=[])
+    return native.final_json(r, plan.model, prompt_text, plan.native.return_tokens, plan.native.response_fields)
+
+
+def _prompt_text(prompt_texts: list[str], r: Result, n: int) -> str:
+    return prompt_texts[r.task.index // n] if prompt_texts else ""
+
+
 def chat_response(env: Envelope, finals: list[Result], plan: Plan) -> dict[str, Any]:
     choices = []
     for r in finals:
@@ -567,7 +605,8 @@ def chat_response(env: Envelope, finals: list[Result], plan: Plan) -> dict[str, 
             "logprobs": chat_logprobs(r.probs, plan.logprobs) if plan.logprobs is not None else None,
             "finish_reason": finish_reason(r, msg),
         })
-    return env.wrap("chat.completion", choices, usage=usage_json(finals, plan.n), timings=_timings(finals))
+    extra = {"__verbose": verbose_json(plan, finals[0], plan.prompt_text)} if plan.verbose else {}
+    return env.wrap("chat.completion", choices, usage=usage_json(finals, plan.n), **extra, timings=_timings(finals))
 
 
 def completions_response(env: Envelope, finals: list[Result], plan: Plan, prompt_texts: list[str]) -> dict[str, Any]:
@@ -580,7 +619,8 @@ def completions_response(env: Envelope, finals: list[Result], plan: Plan, prompt
             "logprobs": completion_logprobs(r.probs, plan.logprobs, len(head)) if plan.logprobs is not None else None,
             "finish_reason": finish_reason(r),
         })
-    return env.wrap("text_completion", choices, usage=usage_json(finals, plan.n), timings=_timings(finals))
+    extra = {"__verbose": verbose_json(plan, finals[0], _prompt_text(prompt_texts, finals[0], plan.n))} if plan.verbose else {}
+    return env.wrap("text_completion", choices, usage=usage_json(finals, plan.n), **extra, timings=_timings(finals))
 
 
 def _timings(finals: list[Result]) -> dict[str, Any]:
@@ -610,6 +650,7 @@ class ChatChunks:
         if output is None:
             output = self.outputs[index] = self.plan.output()
             out.append(self._chunk(index, {"role": "assistant", "content": None}))
+        first = len(out)  # the chunks of this result, after the role chunk
         deltas = output.feed(r.text) if r.text else []
         message = None
         if r.done:
@@ -629,6 +670,8 @@ class ChatChunks:
             if r.timings is not None:
                 finish["timings"] = r.timings.as_dict()
             out.append(finish)
+            if self.plan.verbose:  # as llama-server: on the first chunk of the final result only
+                out[first]["__verbose"] = verbose_json(self.plan, r, self.plan.prompt_text)
         return out
 
     def usage(self, finals: list[Result]) -> dict[str, Any]:
@@ -659,6 +702,9 @@ class CompletionChunks:
         )
         if finish is not None and r.timings is not None:
             chunk["timings"] = r.timings.as_dict()
+        if self.plan.verbose:  # as llama-server: every chunk, the native partial or final response
+            chunk["__verbose"] = verbose_json(self.plan, r, _prompt_text(self.prompt_texts, r, self.plan.n)) \
+                if finish is not None else native.partial_json(r, True)
         return chunk
 
     def usage(self, finals: list[Result]) -> dict[str, Any]:

@@ -79,10 +79,10 @@ def to_chat_request(body: Any, count_only: bool = False) -> tuple[ResponsesReque
     if fmt is not None:
         chat["response_format"] = _convert_format(fmt)
     effort = (req.reasoning or {}).get("effort")
-    if effort == "none":
-        chat.setdefault("chat_template_kwargs", {})["enable_thinking"] = False
-    elif effort:
-        chat.setdefault("chat_template_kwargs", {})["reasoning_effort"] = effort
+    if effort is not None:
+        # OpenAI's reasoning_effort, as llama-server maps it: "none" turns thinking off (and drops the
+        # server's --reasoning-effort), other levels reach the template
+        chat["reasoning_effort"] = effort
     return req, chat
 
 

@@ -138,6 +138,29 @@ def test_every_flag_of_the_table_is_reachable():
             seen[name] = flag
 
 
+def _reason_rows(kind: str) -> list[str]:
+    """The README table rows for one kind (noop or needs): the options of each reason, in table order."""
+    groups: dict[str, list[str]] = {}
+    for f in FLAGS:
+        reason = getattr(f, kind).removeprefix("has no effect: ")
+        if reason:
+            groups.setdefault(reason, []).append(f"`{f.long_name}`")
+    return [f"| {', '.join(names)} | {reason} |" for reason, names in groups.items()]
+
+
+def _table(readme: str, header: str) -> list[str]:
+    start = readme.index(header)
+    return readme[start:readme.index("\n\n", start)].splitlines()[2:]
+
+
+def test_readme_tables_say_what_the_flag_table_says():
+    # a flag that starts acting leaves the table; one whose reason changes changes it there too
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    noop = [row for row in _table(readme, "| options | why they have no effect |") if "on a CPU-only build" not in row]
+    assert noop == _reason_rows("noop"), "\n".join(_reason_rows("noop"))
+    assert _table(readme, "| options | what they need |") == _reason_rows("needs"), "\n".join(_reason_rows("needs"))
+
+
 def test_readme_lists_every_option_without_effect_or_not_built():
     readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("## Command line"):readme.index("**AMX note.**")]
