@@ -33,6 +33,7 @@ class SamplingDefaults:
     """Server-wide sampling defaults (request fields override them)."""
 
     n_predict: int = -1
+    max_predict: int = 0  # --max-predict: most tokens any request may generate (0 = no ceiling)
     n_keep: int = 0  # --keep: prompt tokens kept on context shift (-1 = all)
     temperature: float = 0.8
     top_k: int = 40
@@ -290,8 +291,20 @@ class Config:
         return bool(self.ssl_key_file and self.ssl_cert_file)
 
     @property
+    def hosts(self) -> list[str]:
+        """--host is a comma-separated list of addresses (or UNIX socket paths ending in .sock)."""
+        return [h.strip() for h in self.host.split(",") if h.strip()] or ["127.0.0.1"]
+
+    @property
+    def model_aliases(self) -> list[str]:
+        """-a/--alias is a comma-separated list; llama-server keeps it as a sorted set."""
+        return sorted({a.strip() for a in self.alias.split(",") if a.strip()})
+
+    @property
     def model_alias(self) -> str:
-        return self.alias or pathlib.Path(self.model).name
+        """The name the API reports: the first alias in sorted order, as llama-server picks it, else the file name."""
+        aliases = self.model_aliases
+        return aliases[0] if aliases else pathlib.Path(self.model).name
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

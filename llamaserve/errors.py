@@ -33,6 +33,15 @@ class ExceedContextSize(ServerError):
         )
 
 
+class MediaUnsupported(ServerError):
+    """Image (or other media) input on a server without a multimodal projector. llama-server answers it
+    with a 500 in every API family, and its clients' tests check for that, so this keeps its status."""
+
+    def __init__(self, where: str, kind: str = "image"):
+        super().__init__(f"{where}: {kind} input is not supported: this server runs a text-only model "
+                         "(hint: a multimodal model needs its projector, --mmproj)")
+
+
 class PayloadTooLarge(InvalidRequest):
     status = 413
 

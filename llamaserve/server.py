@@ -31,20 +31,25 @@ def announce_notices(config: Config) -> None:
         log.warning("%s", notice)
 
 
-def listening_socket(config: Config) -> socket.socket | None:
-    """With --reuse-port, the listening socket, bound with SO_REUSEPORT (uvicorn has no such option,
-    so it gets the socket made here); None lets uvicorn bind its own. Raises OSError when it cannot bind."""
-    if not config.reuse_port:
-        return None
-    family, kind, proto, _, address = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM,
-                                                         flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
+def _bind_one(host: str, port: int, config: Config, several: bool) -> socket.socket:
+    if host.endswith(".sock"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: object = host
+    else:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        else:  # pragma: no cover - not on Linux or macOS
-            log.warning("SO_REUSEPORT is not supported on this system")
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if several and sock.family == socket.AF_INET6:
+                # "::" beside "0.0.0.0" would otherwise claim the IPv4 port too (llama-server: IPv6 only)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if config.reuse_port:
+                if hasattr(socket, "SO_REUSEPORT"):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                else:  # pragma: no cover - not on Linux or macOS
+                    log.warning("SO_REUSEPORT is not supported on this system")
         sock.bind(address)
     except OSError:
         sock.close()
@@ -52,14 +57,53 @@ def listening_socket(config: Config) -> socket.socket | None:
     return sock
 
 
+def listening_sockets(config: Config) -> list[socket.socket] | None:
+    """The listening sockets, one per --host address, when uvicorn cannot bind them itself: several
+    addresses, a UNIX socket, or --reuse-port (uvicorn has no such option); None lets uvicorn bind its
+    one address. With --port 0 every address gets the port the first one was given. Raises OSError
+    (naming the address) when one cannot be bound; none stays open then."""
+    hosts = config.hosts
+    if len(hosts) == 1 and not config.reuse_port and not hosts[0].endswith(".sock"):
+        return None
+    port, sockets = config.port, []
+    try:
+        for host in hosts:
+            try:
+                sock = _bind_one(host, port, config, len(hosts) > 1)
+            except OSError as exc:
+                raise OSError(exc.errno, f"{host}: {exc.strerror or exc}") from exc
+            sockets.append(sock)
+            if port == 0 and sock.family != socket.AF_UNIX:
+                port = sock.getsockname()[1]
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
 def _bind(config: Config) -> tuple[bool, list[socket.socket] | None]:
     """(ok, the sockets for uvicorn.Server.run, None = its own)."""
     try:
-        sock = listening_socket(config)
+        return True, listening_sockets(config)
     except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+        log.error("cannot listen on %s port %d: %s", config.host, config.port, exc.strerror or exc)
         return False, None
-    return True, None if sock is None else [sock]
+
+
+def listening_addresses(server: uvicorn.Server, config: Config) -> str:
+    """Where the server listens, as URLs, for the start-up line."""
+    scheme = "https" if config.tls else "http"
+    urls = []
+    for s in getattr(server, "servers", []) or []:
+        for sock in getattr(s, "sockets", []) or []:
+            name = sock.getsockname()
+            if sock.family == socket.AF_UNIX:
+                urls.append(f"unix://{name}")
+            else:
+                host = f"[{name[0]}]" if sock.family == socket.AF_INET6 else name[0]
+                urls.append(f"{scheme}://{host}:{name[1]}")
+    return ", ".join(urls) or f"{scheme}://{config.host}:{config.port}"
 
 
 class _Server(uvicorn.Server):
@@ -124,8 +168,7 @@ def run(config: Config) -> int:
             while not server.started and not server.should_exit:
                 time.sleep(0.05)
             if server.started:
-                scheme = "https" if config.tls else "http"
-                log.info("server is listening on %s://%s:%d", scheme, config.host, _bound_port(server, config))
+                log.info("server is listening on %s", listening_addresses(server, config))
 
     threading.Thread(target=watch_load, name="llamaserve-load-watch", daemon=True).start()
     log.info("llamaserve starting: model %s, %d slots", config.model, config.slots)
@@ -149,7 +192,7 @@ def _uvicorn_config(app, config: Config, **extra) -> uvicorn.Config:
     """The HTTP server settings a model server and the router share."""
     return uvicorn.Config(
         app,
-        host=config.host,
+        host=config.hosts[0],
         port=config.port,
         loop="uvloop",
         http="httptools",
@@ -181,17 +224,9 @@ def run_router(config: Config) -> int:
         while not server.started and not server.should_exit:
             time.sleep(0.05)
         if server.started:
-            scheme = "https" if config.tls else "http"
-            log.info("router is listening on %s://%s:%d", scheme, config.host, _bound_port(server, config))
+            log.info("router is listening on %s", listening_addresses(server, config))
 
     threading.Thread(target=announce, name="llamaserve-announce", daemon=True).start()
     log.info("llamaserve starting in router mode")
     server.run(sockets=sockets)
     return 0 if server.started else 1
-
-
-def _bound_port(server: uvicorn.Server, config: Config) -> int:
-    for s in getattr(server, "servers", []) or []:
-        for sock in getattr(s, "sockets", []) or []:
-            return sock.getsockname()[1]
-    return config.port

@@ -128,13 +128,13 @@ def small_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def capped_server(tmp_path_factory):
-    """Four slots, every generation capped at 4 tokens (-n 4): for the hostile corpus and schemathesis,
+    """Four slots, every generation capped at 4 tokens (--max-predict 4): for the hostile corpus and schemathesis,
     whose valid bodies may ask for any n_predict. Every optional route is on (slot files, metrics,
     POST /props: tests that need the defaults reset them with POST /props first)."""
     tmp = tmp_path_factory.mktemp("capped")
     slot_dir = tmp / "slot-files"
     slot_dir.mkdir()
-    srv = start_server(tmp, "-np", "4", "-c", "2048", "-n", "4", "--slot-save-path", str(slot_dir), "--metrics",
+    srv = start_server(tmp, "-np", "4", "-c", "2048", "-n", "4", "--max-predict", "4", "--slot-save-path", str(slot_dir), "--metrics",
                        "--props", *ONE_THREAD)
     yield srv
     srv.stop()

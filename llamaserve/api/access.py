@@ -95,11 +95,11 @@ class AccessPolicy:
             out.append((b"vary", b"Origin"))
         return out
 
-    def preflight_headers(self, origin: str | None, requested_headers: str | None) -> list[tuple[bytes, bytes]]:
+    def preflight_headers(self, origin: str | None) -> list[tuple[bytes, bytes]]:
+        # --cors-headers goes out as given, as llama-server sends it. (A browser reads '*' as "any
+        # header but Authorization", and literally when credentials are on: a cross-origin client that
+        # sends a key needs --cors-headers naming Authorization; the README says so.)
         allow_headers = self.headers
-        if allow_headers.strip() == "*" and requested_headers:
-            # '*' does not cover Authorization, nor anything when credentials are on: name what was asked for.
-            allow_headers = requested_headers
         out = [h for h in self.response_headers(origin) if h[0] != b"access-control-allow-credentials"]
         out += [
             (b"access-control-allow-credentials", b"true" if self.credentials else b"false"),
@@ -135,7 +135,7 @@ class AccessControl:
         method = scope.get("method", "GET")
 
         if scope["type"] == "http" and method == "OPTIONS":
-            headers = policy.preflight_headers(origin, _text(_header(scope, b"access-control-request-headers")))
+            headers = policy.preflight_headers(origin)
             headers += [(b"content-type", b"text/html"), (b"content-length", b"0")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})

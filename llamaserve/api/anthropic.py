@@ -23,7 +23,7 @@ router = APIRouter()
 async def messages(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     chat = anthropic.to_chat_request(await read_json(request))
-    plan, tasks = prepare_chat(request, chat)
+    plan, tasks = prepare_chat(request, chat, allow_empty=True)  # llama-server accepts no messages here
     msg_id = openai.new_id("msg_")
     if plan.stream:
         events = anthropic.MessageEvents(msg_id, plan.model, len(tasks[0].prompt))
@@ -37,7 +37,7 @@ async def messages(request: Request) -> Response:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
                   events: anthropic.MessageEvents) -> AsyncIterator[bytes]:
-    results = stream_results(request, tasks, [])  # a refusal raises here, before any event
+    results = await stream_results(request, tasks, [])  # a refusal or a first error raises here, before any event
     for name, data in events.start():
         yield sse_event(name, data)
     output = plan.output()

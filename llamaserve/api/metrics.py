@@ -39,7 +39,8 @@ class ServerMetrics:
         self.latency.labels(method, route).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        # llama-server's one counter without the _total suffix, which prometheus-client always adds
+        return generate_latest(self.registry).replace(b"llamacpp:n_tokens_max_total", b"llamacpp:n_tokens_max")
 
 
 class _EngineCollector:
@@ -69,12 +70,11 @@ class _EngineCollector:
             ("spec_decode_num_draft_tokens", "Speculative: Total draft tokens generated", 0),
             ("spec_decode_num_accepted_tokens", "Speculative: Total draft tokens accepted by the target model", 0),
             ("spec_decode_num_drafts", "Speculative: Total speculative decoding verification steps", 0),
+            ("n_tokens_max", "Largest observed sequence length (prompt + generation)", s.n_tokens_max),
         )
         for name, doc, value in counters:
             yield CounterMetricFamily("llamacpp:" + name, doc, value=value)
         gauges = (
-            # a counter in llama-server, but the text format of prometheus-client names every counter *_total
-            ("n_tokens_max", "Largest observed sequence length (prompt + generation)", s.n_tokens_max),
             ("prompt_tokens_seconds", "Average prompt throughput in tokens/s", prompt_rate),
             ("predicted_tokens_seconds", "Average generation throughput in tokens/s", predict_rate),
             ("requests_processing", "Number of requests processing", sum(1 for slot in sched.slots if slot.busy)),

@@ -104,7 +104,7 @@ def check_grammar(model, tasks: list[Task]) -> None:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
     model = bridge.model
-    async for r in stream_results(request, tasks, []):
+    async for r in await stream_results(request, tasks, []):
         if r.error is not None:
             yield sse_data(error_body(as_server_error(r.error)))
         elif r.done:
@@ -116,13 +116,29 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req
             yield sse_data(native.partial_json(r, True))
 
 
-def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
+async def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
     """Results of a streamed request as they come, ending after an error or quietly when the client
     leaves; final Results are collected into `finals` and noted for the log line.
 
-    The request limits are checked at the call (EngineBridge.run raises): call it before the first
-    thing a stream yields, so that sse_response can still answer a refusal with its status."""
-    return _results(request, request.app.state.bridge.run(request, tasks), finals)
+    Await it before the first thing a stream yields: the request limits are checked at the call
+    (EngineBridge.run raises), and it waits for the first result, raising that result's error (a
+    prompt longer than the context, say), so that sse_response still answers with the error's status
+    and envelope, as llama-server does, instead of a 200 stream that carries the error."""
+    results = _results(request, request.app.state.bridge.run(request, tasks), finals)
+    try:
+        first = await anext(results)
+    except StopAsyncIteration:
+        return results
+    if first.error is not None:
+        await results.aclose()
+        raise as_server_error(first.error)
+    return _prepend(first, results)
+
+
+async def _prepend(first: Result, rest: AsyncIterator[Result]) -> AsyncIterator[Result]:
+    yield first
+    async for r in rest:
+        yield r
 
 
 async def _results(request: Request, results: AsyncIterator[Result], finals: list[Result]) -> AsyncIterator[Result]:
@@ -342,7 +358,7 @@ async def models(request: Request) -> Response:
         }],
         "object": "list",
         "data": [{
-            "id": alias, "aliases": [alias], "tags": model_tags(config), "object": "model", "created": int(time.time()),
+            "id": alias, "aliases": config.model_aliases or [alias], "tags": model_tags(config), "object": "model", "created": int(time.time()),
             "owned_by": "llamacpp", "meta": meta,
         }],
     })

@@ -207,7 +207,7 @@ async def _generate_stream(request: Request, tasks: list[Task], plan: openai.Pla
 async def _deltas(request: Request, tasks: list[Task], output) -> AsyncIterator[tuple[Result | bytes, list[dict], dict | None]]:
     """Each Result with the message deltas its text makes and, on the last, the whole message;
     an error line instead when the engine fails."""
-    async for r in stream_results(request, tasks, []):
+    async for r in await stream_results(request, tasks, []):
         if r.error is not None:
             yield _line({"error": as_server_error(r.error).message}), [], None
             return

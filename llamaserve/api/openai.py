@@ -55,8 +55,8 @@ def chat_setup(request: Request) -> openai.ChatSetup:
     return setup
 
 
-def _plan_chat(request: Request, body: Any) -> openai.Plan:
-    return openai.plan_chat(body, chat_setup(request), request.app.state.config.system_prompt)
+def _plan_chat(request: Request, body: Any, allow_empty: bool = False) -> openai.Plan:
+    return openai.plan_chat(body, chat_setup(request), request.app.state.config.system_prompt, allow_empty)
 
 
 @router.post("/apply-template", openapi_extra=json_body(openai.ChatCompletionRequest))
@@ -65,11 +65,11 @@ async def apply_template(request: Request) -> Response:
     return json_response({"prompt": plan.prompt_text})
 
 
-def prepare_chat(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
+def prepare_chat(request: Request, body: Any, allow_empty: bool = False) -> tuple[openai.Plan, list[Task]]:
     """A chat request (OpenAI-shaped body) as a plan and the engine tasks that carry it out."""
     config: Config = request.app.state.config
     model = request.app.state.bridge.model
-    plan = _plan_chat(request, body)
+    plan = _plan_chat(request, body, allow_empty)
     tokenize = _tokenizer(model)
     prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
     tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
@@ -99,7 +99,7 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.ChatChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    async for r in stream_results(request, tasks, finals):
+    async for r in await stream_results(request, tasks, finals):
         if r.error is not None:
             yield sse_data(error_body(as_server_error(r.error)))
             return
@@ -136,13 +136,13 @@ async def completions(request: Request) -> Response:
 
 async def _completions_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.CompletionChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
-    async for r in stream_results(request, tasks, finals):
+    async for r in await stream_results(request, tasks, finals):
         if r.error is not None:
             yield sse_data(error_body(as_server_error(r.error)))
             return
         if r.done:
             yield sse_data(chunks.text(r, openai.finish_reason(r)))
-        elif r.text or r.probs:
+        elif r.text or r.probs or r.progress:
             yield sse_data(chunks.text(r))
     if len(finals) < len(tasks):
         return  # the client left

@@ -37,7 +37,7 @@ async def create_response(request: Request) -> Response:
 
 async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
                   events: responses.ResponseEvents) -> AsyncIterator[bytes]:
-    results = stream_results(request, tasks, [])  # a refusal raises here, before any event
+    results = await stream_results(request, tasks, [])  # a refusal or a first error raises here, before any event
     for e in events.start():
         yield sse_event(e["type"], e)
     output = plan.output()
@@ -47,10 +47,15 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
             yield sse_event("error", {"type": "error", "sequence_number": events.seq, "code": str(err["code"]),
                                       "message": err["message"], "param": None})
             return
-        out = events.deltas(output.feed(r.text)) if r.text else []
-        if r.done:
-            tail, _ = output.finish()
-            out += events.deltas(tail) + events.finish(r)
+        if r.progress is not None:
+            out = events.progress(r)
+        else:
+            out = events.deltas(output.feed(r.text)) if r.text else []
+            if r.done:
+                tail, _ = output.finish()
+                out += events.deltas(tail) + events.finish(r)
+        if out and r.timings is not None:  # as llama-server: on the last event of each result
+            out[-1]["timings"] = r.timings.as_dict()
         for e in out:
             yield sse_event(e["type"], e)
 

@@ -45,11 +45,10 @@ def plain_data(value: Any) -> Any:
 
 def normalize_messages(messages: Any) -> list[dict]:
     """Plain dict copies, keys whose value is None dropped (as transformers does: templates handle a
-    missing key, many print "None" or fail on a null one)."""
+    missing key, many print "None" or fail on a null one). An empty list renders what the template
+    writes around no messages (llama-server's Anthropic route accepts it)."""
     if not isinstance(messages, (list, tuple)):
         raise TemplateError("messages must be an array of message objects")
-    if not messages:
-        raise TemplateError("messages must not be empty")
     out = []
     for i, message in enumerate(messages):
         message = plain_data(message)
@@ -105,7 +104,7 @@ def adapt_messages(messages: Any, caps: TemplateCaps, *, developer_is_system: bo
             if m["role"] == "developer":
                 m["role"] = "system"
 
-    if not caps.supports_system_role and msgs[0]["role"] == "system":
+    if not caps.supports_system_role and msgs and msgs[0]["role"] == "system":
         # The template drops or rejects a system message: say it at the start of the next one instead.
         system = msgs.pop(0)
         if msgs:

@@ -30,7 +30,7 @@ from llamaserve.chat.messages import adapt_messages, alias_reasoning_fields, con
 RESERVED_VARIABLES = frozenset({"messages", "tools", "documents", "add_generation_prompt"})
 # Variables llama.cpp sets for templates that read them (firefunction-v2 cannot render without);
 # set only when a template reads them, so other templates render exactly as under transformers.
-LLAMA_CPP_VARIABLES = frozenset({"datetime", "functions"})
+LLAMA_CPP_VARIABLES = frozenset({"datetime", "date_string", "functions"})
 
 
 def reasoning_aliases(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -170,8 +170,11 @@ class ChatTemplate:
 
     def _variables(self, tools: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         variables: dict[str, Any] = {"bos_token": self.bos_token, "eos_token": self.eos_token}
+        # today's date, as llama.cpp gives every template (HF gives none: Llama 3's then says "26 Jul 2024")
         if "datetime" in self._llama_cpp_variables:
             variables["datetime"] = datetime.now().strftime("%b %d %Y")
+        if "date_string" in self._llama_cpp_variables:
+            variables["date_string"] = datetime.now().strftime("%d %b %Y")
         if "functions" in self._llama_cpp_variables:
             variables["functions"] = json.dumps(tools, ensure_ascii=False, indent=2) if tools else ""
         variables.update(reasoning_aliases(kwargs))
@@ -202,7 +205,7 @@ class ChatTemplate:
         """Every variable `render` gives the template except add_generation_prompt: `messages` (see
         prepare_messages), `tools` ([] for templates that require the list), `documents`,
         bos_token/eos_token, the llama.cpp variables a template reads but HF does not set
-        (`datetime`, `functions`: firefunction), then kwargs. transformers' apply_chat_template given
+        (`datetime`, `functions`: firefunction; `date_string`: Llama 3), then kwargs. transformers' apply_chat_template given
         these renders the same string."""
         reserved = RESERVED_VARIABLES.intersection(kwargs)
         if reserved:
@@ -233,7 +236,7 @@ class ChatTemplate:
         msgs = inputs.pop("messages")
         prefill = None
         if continue_final_message:
-            last = msgs[-1]
+            last = msgs[-1] if msgs else {"role": ""}
             if last["role"] != "assistant":
                 raise TemplateError("continue_final_message needs the last message to be from the assistant")
             if last.get("tool_calls"):

@@ -109,7 +109,7 @@ FLAGS: tuple[Flag, ...] = (
 
     # --- model ---
     Flag(("-m", "--model"), "model", "model path (default: none = router mode, serving the bundled SmolLM2-135M-Instruct and the --models-dir models)", str, "LLAMA_ARG_MODEL", metavar="FNAME"),
-    Flag(("-a", "--alias"), "alias", "model name reported by the API (default: model file name)", str, "LLAMA_ARG_ALIAS", metavar="STRING"),
+    Flag(("-a", "--alias"), "alias", "model names for the API, comma-separated; the first in sorted order is reported (default: model file name)", str, "LLAMA_ARG_ALIAS", metavar="STRING"),
     Flag(("--tags",), "tags", "model tags, comma-separated; informational, shown in /models and /v1/models (default: none)", v.key_list, "LLAMA_ARG_TAGS", metavar="STRING"),
     Flag(("-mu", "--model-url"), "", "download the model from this URL", str, "LLAMA_ARG_MODEL_URL", metavar="MODEL_URL", needs=HF),
     Flag(("-dr", "--docker-repo"), "", "download the model from a Docker Hub repository", str, "LLAMA_ARG_DOCKER_REPO", metavar="[<repo>/]<model>[:quant]", needs=HF),
@@ -269,7 +269,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--spm-infill",), "spm_infill", "build /infill prompts as suffix, prefix, middle instead of prefix, suffix, middle (default: disabled)"),
 
     # --- HTTP ---
-    Flag(("--host",), "host", "IP address to listen on (default: 127.0.0.1)", str, "LLAMA_ARG_HOST", metavar="HOST"),
+    Flag(("--host",), "host", "IP addresses to listen on, comma-separated, or UNIX socket paths ending in .sock; with several TCP addresses an IPv6 one binds IPv6 only (default: 127.0.0.1)", str, "LLAMA_ARG_HOST", metavar="HOST"),
     Flag(("--port",), "port", "port to listen on (default: 8080, 0 = random)", v.port, "LLAMA_ARG_PORT", metavar="PORT"),
     Flag(("--reuse-port",), "reuse_port", "let several servers listen on the same port (SO_REUSEPORT; default: disabled)", None, "LLAMA_ARG_REUSE_PORT"),
     Flag(("--path",), "static_path", "serve the files of this directory at / instead of the built-in chat page (default: none)", v.directory, "LLAMA_ARG_STATIC_PATH", metavar="PATH"),
@@ -384,6 +384,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--max-body-size",), "max_body_size", "largest request body accepted, in bytes or with K/M/G (default: 32M)", v.byte_size, None, metavar="SIZE"),
     Flag(("--max-queue",), "max_queue", "tasks that may wait for a free slot; beyond it requests get 503 (default: 0 = no limit)", v.nonneg_int, None),
     Flag(("--max-prompts",), "max_prompts", "most prompts (times n choices) one request may run (default: 2048)", v.positive_int, None),
+    Flag(("--max-predict",), "sampling.max_predict", "most tokens one request may generate, whatever its n_predict / max_tokens asks (default: 0 = no limit)", v.nonneg_int, None),
     Flag(("--max-n-probs",), "max_n_probs", "largest n_probs / top_logprobs a request may ask for (default: 100)", v.nonneg_int, None),
 
     # --- logging ---

@@ -3,8 +3,9 @@
 from llamaserve.engine.sampler import grammar_compiles
 from llamaserve.engine.scheduler import Scheduler
 from llamaserve.engine.types import (
-    COMPLETION, DEFAULT_SAMPLERS, EMBEDDING, RANDOM_SEED, RERANK, Result, SamplingParams, Task, Timings, TokenProb,
+    COMPLETION, DEFAULT_SAMPLERS, EMBEDDING, RANDOM_SEED, RERANK, PromptProgress, Result, SamplingParams, Task, Timings,
+    TokenProb,
 )
 
-__all__ = ["Scheduler", "grammar_compiles", "Task", "Result", "SamplingParams", "Timings", "TokenProb", "DEFAULT_SAMPLERS",
-           "RANDOM_SEED", "COMPLETION", "EMBEDDING", "RERANK"]
+__all__ = ["Scheduler", "grammar_compiles", "Task", "Result", "PromptProgress", "SamplingParams", "Timings", "TokenProb",
+           "DEFAULT_SAMPLERS", "RANDOM_SEED", "COMPLETION", "EMBEDDING", "RERANK"]

@@ -102,8 +102,9 @@ class SamplerChain:
             if not self.grammar:
                 raise InvalidRequest("failed to parse grammar")
         biases = list(p.logit_bias)
-        if p.ignore_eos:
-            biases += [(t, -math.inf) for t in model.eog_tokens]
+        if p.ignore_eos:  # (the scheduler has added them to logit_bias already: once is enough)
+            banned = {t for t, b in biases if b == -math.inf}
+            biases += [(t, -math.inf) for t in model.eog_tokens if t not in banned]
         n_suppress = ctypes.c_int32(0)
         suppress = ll.llama_vocab_get_suppress_tokens(model.vocab, ctypes.byref(n_suppress))
         biases += [(suppress[i], -math.inf) for i in range(n_suppress.value)]

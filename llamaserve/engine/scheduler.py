@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import math
 import threading
 import time
 from typing import Callable, Iterable
@@ -32,7 +33,7 @@ from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
 from llamaserve.engine.slot import Slot, common_prefix
 from llamaserve.engine.stats import EngineStats
 from llamaserve.engine.text_stream import TextStream
-from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Result, Task, Timings
+from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, PromptProgress, Result, Task, Timings
 from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, ServerError, Unavailable
 
 log = logging.getLogger("llamaserve.engine")
@@ -321,6 +322,10 @@ class Scheduler:
         if len(prompt) >= slot.n_ctx:
             out.append(self._error(task, ExceedContextSize(len(prompt), slot.n_ctx)))
             return
+        if task.params.ignore_eos:
+            # as llama-server: ignore_eos is end-of-generation biases of -inf, shown in the request's
+            # logit_bias (generation_settings, /slots)
+            task.params.logit_bias = [*task.params.logit_bias, *((t, -math.inf) for t in self.model.eog_tokens)]
         try:
             chain = SamplerChain(self.model, task.params)
         except ServerError as exc:
@@ -358,6 +363,8 @@ class Scheduler:
         slot.t_start = time.perf_counter()
         self.stats.prompt_tokens_cached += keep
         log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+        if task.stream and task.return_progress:
+            out.append(self._progress(slot, stepped=False))
 
     def _usable_prefix(self, slot: Slot, keep: int) -> int:
         """Cut the slot's sequence to its first `keep` tokens and return how many remain usable:
@@ -478,6 +485,8 @@ class Scheduler:
                 slot.t_prompt_done = now
                 generating.append(slot)
                 self._follow(slot)
+            if slot.task.stream and slot.task.return_progress:
+                out.append(self._progress(slot))  # before the first token, as llama-server sends it
         self._count_decode(sum(k for _, k in chunks), now - t0)
         for slot in generating:
             self._sample(slot, out)
@@ -538,10 +547,33 @@ class Scheduler:
 
     def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result]) -> None:
         n = self.batch.n
-        if ret == 1 and n > 1:
-            # No room in the KV cache for the whole batch: retry with half of it next step.
+        if ret == 1 and self.model.unified_kv:
+            # Idle slots' cached prompts share the cells: drop those first (as llama-server), then retry.
+            idle = [s for s in self.slots if not s.busy and s.n_past]
+            for s in idle:
+                log.warning("slot %d: the KV cache is full; dropping its cached %d tokens", s.id, s.n_past)
+                s.forget_from(self.model.memory, 0)
+            if idle:
+                return
+        if ret == 1 and chunks and n > 1:
+            # No room in the KV cache for the whole batch: retry with half of it next step (the
+            # prompt part shrinks; each generating slot always gets its one token).
             self._batch_limit = max(1, n // 2)
             log.warning("llama_decode could not fit %d tokens, retrying with %d", n, self._batch_limit)
+            return
+        if ret == 1:
+            # Not even one token per generating slot fits: the cache (shared, with --kv-unified) is
+            # full. llama-server fails every slot; failing the one holding the most of it frees room
+            # and the others go on.
+            victim = max(generating + [s for s, _ in chunks], key=lambda s: s.n_past)
+            held = victim.n_past
+            log.warning("slot %d: the KV cache is full; failing its request, which holds %d cells", victim.id, held)
+            ll.llama_memory_seq_rm(self.model.memory, victim.id, 0, -1)
+            victim.cache.clear()
+            out.append(self._error(victim.task, ServerError(
+                f"context size has been exceeded: the KV cache of {self.model.n_ctx} tokens is full, and this "
+                f"request held {held} of them"), victim))
+            self._release(victim)
             return
         log.error("llama_decode failed (%d) on a batch of %d tokens", ret, n)
         for slot in generating + [s for s, _ in chunks]:
@@ -648,6 +680,15 @@ class Scheduler:
             predicted_n=slot.n_decoded,
             predicted_ms=(now - prompt_end) * 1e3,
         )
+
+    def _progress(self, slot: Slot, stepped: bool = True) -> Result:
+        task = slot.task
+        elapsed_ms = (time.perf_counter() - slot.t_start) * 1e3 if stepped else 0.0
+        progress = PromptProgress(total=slot.n_prompt, cache=slot.n_cached, processed=slot.n_past, time_ms=int(elapsed_ms))
+        timings = None
+        if task.timings_per_token:  # what is evaluated so far; nothing at all before the first step
+            timings = Timings(cache_n=slot.n_cached, prompt_n=slot.n_past - slot.n_cached, prompt_ms=elapsed_ms)
+        return Result(task, n_prompt=slot.n_prompt, n_cached=slot.n_cached, id_slot=slot.id, timings=timings, progress=progress)
 
     def _final(self, slot: Slot, stop_type: str, text: str) -> Result:
         task = slot.task

@@ -114,6 +114,19 @@ class Timings:
 
 
 @dataclass
+class PromptProgress:
+    """How far a prompt's evaluation is (return_progress): sent before the first token and after each step."""
+
+    total: int  # prompt tokens
+    cache: int  # of those, reused from the cache
+    processed: int  # evaluated or reused so far
+    time_ms: int  # since the task started
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "cache": self.cache, "processed": self.processed, "time_ms": self.time_ms}
+
+
+@dataclass
 class TokenProb:
     """One sampled token with its top alternatives (probabilities or logprobs)."""
 
@@ -143,6 +156,7 @@ class Result:
     error: Exception | None = None
     embedding: list[list[float]] | None = None  # EMBEDDING: one pooled vector, or one per prompt token
     score: float | None = None  # RERANK: the classifier head's first output
+    progress: PromptProgress | None = None  # a prompt-progress update (return_progress): no text, not done
 
 
 @dataclass(eq=False)
@@ -161,6 +175,7 @@ class Task:
     t_max_predict_ms: int = -1
     stream: bool = False  # emit partial results as tokens come
     timings_per_token: bool = False
+    return_progress: bool = False  # streamed: a PromptProgress result at the start and after each prompt step
     special_pieces: dict[int, bytes] | None = None  # special tokens shown as their text (tool-call markers)
     sink: Callable[[Result], None] | None = None  # set by the caller; called via the scheduler's deliver hook
     index: int = 0  # position in a multi-prompt request

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from llamaserve.engine.types import Result
-from llamaserve.errors import InvalidRequest
+from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.protocol.native import Number
 from llamaserve.protocol.openai import new_id, validate_model
 
@@ -106,6 +106,8 @@ def _text_of(content: Any, where: str) -> str:
         return content
     texts = []
     for block in content:
+        if isinstance(block, dict) and block.get("type") == "image":  # e.g. a tool result that shows an image
+            raise MediaUnsupported(where)
         if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
             raise InvalidRequest(f"{where}: only text blocks are allowed here")
         texts.append(block["text"])
@@ -130,9 +132,7 @@ def _convert_message(msg: dict[str, Any], i: int) -> list[dict[str, Any]]:
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "image":
-            raise InvalidRequest(
-                f"messages[{i}]: image input is not supported: this server runs a text-only model (no multimodal projector loaded)"
-            )
+            raise MediaUnsupported(f"messages[{i}]")
         elif kind == "tool_use" and role == "assistant":
             calls.append({
                 "id": block.get("id") or new_id("toolu_"), "type": "function",

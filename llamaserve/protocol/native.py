@@ -15,7 +15,7 @@ from pydantic import (
 
 from llamaserve.config import SamplingDefaults
 from llamaserve.engine.types import DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb
-from llamaserve.errors import InvalidRequest
+from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.protocol.constraints import request_grammar, schema_grammar
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
@@ -99,6 +99,7 @@ class CompletionRequest(BaseModel):
     t_max_predict_ms: _int(-1, 2**63 - 1) = -1
     return_tokens: StrictBool = False
     timings_per_token: StrictBool = False
+    return_progress: StrictBool = False  # streamed: prompt_progress updates while the prompt is evaluated
     n_probs: _int(0) = 0
     post_sampling_probs: StrictBool = False
     samplers: Annotated[list[StrictStr] | StrictStr | None, WithJsonSchema(SAMPLERS_SCHEMA)] = None
@@ -230,11 +231,12 @@ def _is_token(x: Any) -> bool:
 
 
 def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int) -> list[list[int]]:
-    """llama-server's prompt forms: a string, token ids, a mix, or an array of those (several prompts)."""
+    """llama-server's prompt forms: a string, token ids, a mix, a {"prompt_string": ...} object, or an
+    array of those (several prompts)."""
     if prompt is None:
         raise InvalidRequest('"prompt" is required')
-    if isinstance(prompt, str):
-        prompts = [tokenize(prompt, True)]
+    if isinstance(prompt, (str, dict)):
+        prompts = [_single(prompt, tokenize)]
     elif isinstance(prompt, list):
         if not prompt:
             raise InvalidRequest('"prompt" must not be an empty array')
@@ -258,7 +260,17 @@ def _single(p: Any, tokenize: Tokenize) -> list[int]:
         return tokenize(p, True)
     if isinstance(p, list):
         return tokenize_mixed(p, tokenize)
-    raise InvalidRequest("each prompt must be a string or an array of token ids and strings")
+    if isinstance(p, dict) and "prompt_string" in p:
+        if "multimodal_data" in p:
+            raise MediaUnsupported('"prompt"', "multimodal")
+        text = p["prompt_string"]
+        if isinstance(text, str):
+            return tokenize(text, True)
+        if isinstance(text, list):
+            return tokenize_mixed(text, tokenize)
+        raise InvalidRequest('"prompt_string" must be a string or an array of token ids and strings')
+    raise InvalidRequest("each prompt must be a string, an array of token ids and strings, "
+                         'or an object with a "prompt_string"')
 
 
 def tokenize_mixed(items: list, tokenize: Tokenize) -> list[int]:
@@ -360,7 +372,7 @@ def build_tasks(
             cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
             id_slot=req.id_slot, n_keep=defaults.n_keep if req.n_keep is None else req.n_keep,
             n_discard=req.n_discard, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
-            timings_per_token=req.timings_per_token, index=i, lora=lora_map(req.lora),
+            timings_per_token=req.timings_per_token, return_progress=req.return_progress, index=i, lora=lora_map(req.lora),
         )
         for i, tokens in enumerate(prompts)
     ]
@@ -438,12 +450,11 @@ def lora_json(scales: tuple[float, ...]) -> list[dict[str, Any]]:
 
 
 def _n_predict(req: CompletionRequest, defaults: SamplingDefaults) -> int:
+    # As in llama-server, -n is only the default: a request's own n_predict (other than -1) wins.
     asked = req.n_predict if req.n_predict is not None else req.max_tokens
-    if asked is None:
-        return defaults.n_predict
-    if defaults.n_predict > 0 and (asked < 0 or asked > defaults.n_predict):
-        return defaults.n_predict  # the server-wide -n caps every request, as in llama-server
-    return asked
+    n = defaults.n_predict if asked is None or asked == -1 else asked
+    cap = defaults.max_predict  # --max-predict (llamaserve's own): the operator's ceiling
+    return cap if cap > 0 and (n < 0 or n > cap) else n
 
 
 # --- responses ---
@@ -483,7 +494,7 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "n_discard": task.n_discard,
         "ignore_eos": p.ignore_eos,
         "stream": task.stream,
-        "logit_bias": [[t, None if math.isinf(b) else b] for t, b in p.logit_bias],
+        "logit_bias": [{"bias": None if math.isinf(b) else b, "token": t} for t, b in p.logit_bias],  # -inf: null
         "n_probs": p.n_probs,
         "min_keep": p.min_keep,
         "grammar": p.grammar,
@@ -565,6 +576,8 @@ def partial_json(r: Result, return_tokens: bool) -> dict[str, Any]:
     }
     if r.timings is not None:
         res["timings"] = r.timings.as_dict()
+    if r.progress is not None:
+        res["prompt_progress"] = r.progress.as_dict()
     if r.probs:
         res["completion_probabilities"] = probs_json(r.probs, r.task.params.post_sampling_probs)
     return res

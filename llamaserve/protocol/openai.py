@@ -26,7 +26,7 @@ from llamaserve.chat.tool_grammar import ToolGrammar
 from llamaserve.config import SamplingDefaults
 from llamaserve.grammar import SchemaError, schema_to_gbnf
 from llamaserve.engine.types import RANDOM_SEED, BudgetSpec, Result, Task, TokenProb
-from llamaserve.errors import InvalidRequest
+from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.protocol import native
 
 # (messages, add_generation_prompt, tools, template kwargs, continue_final_message) -> prompt text
@@ -72,6 +72,8 @@ class ChatCompletionRequest(_Common):
     parallel_tool_calls: StrictBool | None = None
     chat_template_kwargs: dict[str, Any] | None = None
     add_generation_prompt: StrictBool = True
+    # vLLM's and transformers' name for the prefill: true (or "content") continues the final assistant message
+    continue_final_message: StrictBool | StrictStr | None = None
     # llama-server's reasoning budget: -1 = the server's --reasoning-budget
     reasoning_budget_tokens: Annotated[StrictInt, Field(ge=-1)] | None = None
     thinking_budget_tokens: Annotated[StrictInt, Field(ge=-1)] | None = None
@@ -91,7 +93,7 @@ class CompletionsRequest(_Common):
 _CHAT_ONLY = {
     "messages", "n", "stream_options", "max_completion_tokens", "logprobs", "top_logprobs", "response_format",
     "tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs", "add_generation_prompt", "user",
-    "model", "prompt", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message",
+    "continue_final_message", "model", "prompt", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message",
     "reasoning_effort",
 }
 _COMPLETIONS_ONLY = {"n", "stream_options", "echo", "suffix", "logprobs", "best_of", "user", "model"}
@@ -202,14 +204,14 @@ def _stream_flags(req: _Common) -> bool:
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
-def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def normalize_messages(messages: list[dict[str, Any]], allow_empty: bool = False) -> list[dict[str, Any]]:
     """Check OpenAI messages and bring them into the shape chat templates expect.
 
     Content arrays become one string (text parts joined by newlines, as llama.cpp
     does); tool-call arguments given as JSON strings become objects, since
     templates index into them.
     """
-    if not messages:
+    if not messages and not allow_empty:
         raise InvalidRequest('"messages" must be a non-empty array')
     out = []
     for i, msg in enumerate(messages):
@@ -229,6 +231,13 @@ def normalize_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def prefill_text(content: Any) -> str:
+    """The text of a continued assistant message: its text parts joined by a blank line."""
+    if isinstance(content, list):
+        return "\n\n".join(p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return content or ""
+
+
 def _content_text(content: Any, i: int) -> str:
     if content is None or isinstance(content, str):
         return content or ""
@@ -240,11 +249,9 @@ def _content_text(content: Any, i: int) -> str:
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind in ("image_url", "image", "input_image"):
-            raise InvalidRequest(
-                f"messages[{i}]: image input is not supported: this server runs a text-only model (no multimodal projector loaded)"
-            )
+            raise MediaUnsupported(f"messages[{i}]")
         elif kind in ("input_audio", "audio", "input_video", "video_url", "file"):
-            raise InvalidRequest(f"messages[{i}]: {kind} input is not supported: this server runs a text-only model")
+            raise MediaUnsupported(f"messages[{i}]", kind)
         else:
             raise InvalidRequest(f"messages[{i}]: unsupported content part type {kind!r} (expected \"text\")")
     return "\n".join(texts)
@@ -290,11 +297,24 @@ def render_prompt(req: ChatCompletionRequest, messages: list[dict[str, Any]], to
         kwargs.pop("reasoning_effort", None)
     elif req.reasoning_effort:
         kwargs["reasoning_effort"] = req.reasoning_effort
-    last = messages[-1]
-    if setup.prefill_assistant and last["role"] == "assistant" and not last.get("tool_calls"):
+    last = messages[-1] if messages else {"role": ""}
+    add_generation_prompt = req.add_generation_prompt
+    # llama-server reads true, "content" and "reasoning_content"; anything else means no continuation
+    continuing = req.continue_final_message is True or req.continue_final_message in ("content", "reasoning_content")
+    if not continuing and setup.prefill_assistant and last["role"] == "assistant":
         if len(messages) >= 2 and messages[-2]["role"] == "assistant":
             raise InvalidRequest("Cannot have 2 or more assistant messages at the end of the list.")
         # Prefill: the model continues the final assistant message instead of starting a new one.
+        continuing, add_generation_prompt = True, False
+    if continuing:
+        if add_generation_prompt:
+            raise InvalidRequest("Cannot set both add_generation_prompt and continue_final_message to true.")
+        if last["role"] != "assistant":
+            raise InvalidRequest("continue_final_message needs the last message to be from the assistant.")
+        if last.get("tool_calls") or req.messages[-1].get("tool_calls"):
+            raise InvalidRequest("Cannot continue an assistant message that contains tool calls.")
+        # the continued text's parts are joined by a blank line, as llama-server renders a prefill
+        messages = [*messages[:-1], {**last, "content": prefill_text(req.messages[-1].get("content"))}]
         return setup.render(messages, False, tools, kwargs, True)
     return setup.render(messages, req.add_generation_prompt, tools, kwargs, False)
 
@@ -368,8 +388,10 @@ def _tool_choice(req: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]
     raise InvalidRequest('"tool_choice" must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}')
 
 
-def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "") -> Plan:
-    """system_prompt: the server's default system message (POST /props), for messages that have none."""
+def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "", allow_empty: bool = False) -> Plan:
+    """system_prompt: the server's default system message (POST /props), for messages that have none.
+    allow_empty: an empty "messages" renders the template's opening alone (llama-server's Anthropic
+    route does; OpenAI's API refuses it)."""
     req: ChatCompletionRequest = validate_model(ChatCompletionRequest, body)
     _check_n(req.n, setup.max_n)
     include_usage = _stream_flags(req)
@@ -388,7 +410,7 @@ def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "") -> Plan:
     fmt = setup.format
     parallel = req.parallel_tool_calls if req.parallel_tool_calls is not None else True
 
-    messages = normalize_messages(req.messages)
+    messages = normalize_messages(req.messages, allow_empty)
     if system_prompt and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": system_prompt})
     template_tools = None
@@ -647,6 +669,14 @@ class ChatChunks:
         index = r.task.index
         out = []
         output = self.outputs.get(index)
+        if r.progress is not None:  # llama-server's way: the role delta again, with the prompt's progress
+            if output is None:
+                self.outputs[index] = self.plan.output()
+            chunk = self._chunk(index, {"role": "assistant", "content": None})
+            chunk["prompt_progress"] = r.progress.as_dict()
+            if r.timings is not None:
+                chunk["timings"] = r.timings.as_dict()
+            return [chunk]
         if output is None:
             output = self.outputs[index] = self.plan.output()
             out.append(self._chunk(index, {"role": "assistant", "content": None}))
@@ -700,8 +730,10 @@ class CompletionChunks:
         chunk = self.env.wrap(
             "text_completion", [{"index": index, "text": head + r.text, "logprobs": logprobs, "finish_reason": finish}]
         )
-        if finish is not None and r.timings is not None:
+        if r.timings is not None:  # the final's, or every chunk's with timings_per_token
             chunk["timings"] = r.timings.as_dict()
+        if r.progress is not None:
+            chunk["prompt_progress"] = r.progress.as_dict()
         if self.plan.verbose:  # as llama-server: every chunk, the native partial or final response
             chunk["__verbose"] = verbose_json(self.plan, r, _prompt_text(self.prompt_texts, r, self.plan.n)) \
                 if finish is not None else native.partial_json(r, True)

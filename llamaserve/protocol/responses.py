@@ -261,6 +261,11 @@ class ResponseEvents:
             self._event("response.in_progress", response=self.b.response("in_progress")),
         ]
 
+    def progress(self, r: Result) -> list[dict[str, Any]]:
+        """return_progress: llama-server repeats response.in_progress with the prompt's progress."""
+        return [self._event("response.in_progress", response=self.b.response("in_progress"),
+                            prompt_progress=r.progress.as_dict())]
+
     def _begin(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         events = self._end()
         self.open = item

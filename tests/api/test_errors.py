@@ -52,9 +52,21 @@ def test_prompt_longer_than_context(client):
     r = client.post("/completion", json={"prompt": "hello " * (n_ctx + 10), "n_predict": 1})
     err = assert_error(r, 400, "exceed_context_size_error", "exceeds the available context size")
     assert err["n_ctx"] == n_ctx and err["n_prompt_tokens"] > n_ctx
-    # the same error reaches a streaming client
-    r = client.post("/completion", json={"prompt": "hello " * (n_ctx + 10), "n_predict": 1, "stream": True})
-    assert "exceed_context_size_error" in r.text
+
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/completion", {"prompt": "hello " * 2100, "n_predict": 1}),
+    ("/v1/completions", {"prompt": "hello " * 2100, "max_tokens": 1}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hello " * 2100}], "max_tokens": 1}),
+])
+def test_stream_whose_first_result_is_an_error_gets_the_error_status(client, path, body):
+    """As llama-server: a stream waits for its first result, so a prompt longer than the context is a
+    400 with the error envelope, not a 200 stream that carries the error."""
+    n_ctx = client.get("/props").json()["default_generation_settings"]["n_ctx"]
+    r = client.post(path, json={**body, "stream": True})
+    err = assert_error(r, 400, "exceed_context_size_error")
+    assert err["n_ctx"] == n_ctx and err["n_prompt_tokens"] > n_ctx
 
 
 def test_unknown_route(client):

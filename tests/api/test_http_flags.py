@@ -340,3 +340,42 @@ def test_reuse_port_lets_two_servers_share_a_port(tmp_path):
         for s in (first, second, third):
             if s is not None:
                 s.stop()
+
+
+# --- --host with several addresses ---
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_host_lists_several_addresses_and_a_unix_socket(tmp_path):
+    """--host takes a comma-separated list, as llama-server's; each address serves the same model."""
+    port = free_port()
+    sock_path = str(tmp_path / "llamaserve.sock")
+    hosts = ["127.0.0.1"] + (["::1"] if _ipv6_loopback() else []) + [sock_path]
+    srv = _spawn(tmp_path, port, "--host", " , ".join(hosts))
+    try:
+        _wait_listening(srv)
+        assert f"http://127.0.0.1:{port}" in srv.log() and f"unix://{sock_path}" in srv.log()
+        urls = [f"http://127.0.0.1:{port}"] + ([f"http://[::1]:{port}"] if "::1" in hosts else [])
+        for url in urls:
+            r = httpx.post(url + "/completion", json={"prompt": "Hello", "n_predict": 2}, timeout=120)
+            assert r.status_code == 200 and r.json()["tokens_predicted"] == 2
+        with httpx.Client(transport=httpx.HTTPTransport(uds=sock_path)) as client:
+            assert client.get("http://localhost/health", timeout=30).status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_host_that_cannot_be_bound_stops_start_up_naming_it(tmp_path):
+    srv = _spawn(tmp_path, free_port(), "--host", "127.0.0.1,192.0.2.1")  # TEST-NET-1: not on this machine
+    try:
+        assert srv.proc.wait(90) != 0
+        assert "192.0.2.1" in srv.log() and "server is listening" not in srv.log()
+    finally:
+        srv.stop()

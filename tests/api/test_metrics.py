@@ -15,10 +15,10 @@ COUNTERS = [
     "llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total", "llamacpp:prompt_seconds_total",
     "llamacpp:tokens_predicted_total", "llamacpp:tokens_predicted_seconds_total", "llamacpp:n_decode_total",
     "llamacpp:spec_decode_num_draft_tokens_total", "llamacpp:spec_decode_num_accepted_tokens_total",
-    "llamacpp:spec_decode_num_drafts_total",
+    "llamacpp:spec_decode_num_drafts_total", "llamacpp:n_tokens_max",  # (a counter without _total, as llama-server's)
 ]
 GAUGES = [
-    "llamacpp:n_tokens_max", "llamacpp:prompt_tokens_seconds", "llamacpp:predicted_tokens_seconds",
+    "llamacpp:prompt_tokens_seconds", "llamacpp:predicted_tokens_seconds",
     "llamacpp:requests_processing", "llamacpp:requests_deferred", "llamacpp:n_busy_slots_per_decode",
 ]
 

@@ -65,8 +65,12 @@ def test_ignore_eos_default_runs_to_the_server_limit(eager):
     out = complete(eager)
     assert (out["tokens_predicted"], out["stop_type"]) == (16, "limit")
     assert out["generation_settings"]["ignore_eos"] is True
+    # shown as llama-server shows it: a -inf (null) bias for each end-of-generation token
+    assert sorted(b["token"] for b in out["generation_settings"]["logit_bias"]) == [int(t) for t in EOG]
+    assert {b["bias"] for b in out["generation_settings"]["logit_bias"]} == {None}
     own = complete(eager, ignore_eos=False)  # the request's field wins: the model ends its answer
     assert own["stop_type"] == "eos" and own["tokens_predicted"] < 16
+    assert own["generation_settings"]["logit_bias"] == []
 
 
 def test_special_tokens_are_written_with_sp(eager, biased):
@@ -111,7 +115,7 @@ def test_verbose_streamed_completions_chunks(eager):
 def test_logit_bias_default_bans_eos_until_a_request_brings_its_own(biased):
     out = complete(biased)
     assert (out["stop_type"], out["tokens_predicted"]) == ("limit", 24)
-    assert [2, None] in out["generation_settings"]["logit_bias"]
+    assert {"bias": None, "token": 2} in out["generation_settings"]["logit_bias"]
     own = complete(biased, logit_bias=[])  # a request's biases replace the server's, as in llama-server
     assert own["stop_type"] == "eos"
 

@@ -71,15 +71,33 @@ def test_count_tokens(claude, client):
     assert counted == len(client.post("/tokenize", json={"content": prompt}).json()["tokens"])
 
 
-def test_errors_use_anthropic_envelope(claude, server):
-    with pytest.raises(anthropic.BadRequestError) as info:
-        claude.messages.create(
-            model="m", max_tokens=4,
-            messages=[{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}]}],
-        )
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}
+
+
+@pytest.mark.parametrize("content", [
+    [IMAGE, {"type": "text", "text": "What is this?"}],
+    [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "File: a.png"}, IMAGE]}],
+])
+def test_image_on_a_text_only_model_is_refused_as_llama_server_does(claude, content):
+    """A 500 naming the missing projector, as llama-server answers (its tests check that), also for an
+    image inside a tool result, which is never dropped silently."""
+    messages = [{"role": "user", "content": content}]
+    if content[0]["type"] == "tool_result":
+        messages = [{"role": "user", "content": "Read a.png"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+                    *messages]
+    with pytest.raises(anthropic.InternalServerError) as info:
+        claude.messages.create(model="m", max_tokens=4, messages=messages)
     assert info.value.body["type"] == "error"
-    assert info.value.body["error"]["type"] == "invalid_request_error"
     assert "image input is not supported" in info.value.body["error"]["message"]
+
+
+def test_empty_messages_are_accepted_as_llama_server_does(claude):
+    r = claude.messages.create(model="m", max_tokens=4, messages=[])
+    assert r.type == "message" and r.usage.output_tokens > 0
+
+
+def test_errors_use_anthropic_envelope(claude, server):
     r = httpx.post(server.url + "/v1/messages", json={"messages": QUESTION}, timeout=30)  # no max_tokens
     assert r.status_code == 400 and "max_tokens" in r.json()["error"]["message"]
     assert r.json()["type"] == "error"

@@ -139,7 +139,6 @@ def test_content_parts_joined(client):
         ({"n": 0}, '"n"'),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}]}, "image input is not supported"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "role"),
         ({"response_format": {"type": "xml"}}, "response_format"),
         ({"temperature": "hot"}, "temperature"),
@@ -152,6 +151,16 @@ def test_bad_requests(oai, kw, needle):
     assert info.value.status_code == 400
     assert needle in info.value.body["message"]
     assert info.value.body["type"] == "invalid_request_error"
+
+
+def test_image_on_a_text_only_model_is_refused_as_llama_server_does(oai):
+    """llama-server answers media it cannot read with a 500 naming the missing projector (its tests check that)."""
+    image = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]
+    with pytest.raises(openai.InternalServerError) as info:
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": image}])
+    assert info.value.status_code == 500
+    assert "image input is not supported" in info.value.body["message"] and "--mmproj" in info.value.body["message"]
+    assert info.value.body["type"] == "server_error"
 
 
 def test_completions_create(oai):

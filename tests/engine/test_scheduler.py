@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 
@@ -12,14 +13,23 @@ from llamaserve.engine import SamplingParams, Scheduler, Task
 from tests.conftest import MODEL
 
 
+@contextlib.contextmanager
+def own_engine(**config):
+    """A started scheduler on the bundled model (2 threads, n_batch 64, and `config`) and its results queue."""
+    results: queue.Queue = queue.Queue()
+    sched = Scheduler(Config(model=MODEL, n_threads=2, n_batch=64, **config), lambda rs: [results.put(r) for r in rs])
+    sched.start()
+    try:
+        assert sched.ready.wait(60) and sched.load_error is None
+        yield sched, results
+    finally:
+        sched.stop()
+
+
 @pytest.fixture(scope="module")
 def engine():
-    results: queue.Queue = queue.Queue()
-    sched = Scheduler(Config(model=MODEL, n_parallel=2, n_ctx=2048, n_threads=2, n_batch=64), lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    assert sched.ready.wait(60) and sched.load_error is None
-    yield sched, results
-    sched.stop()
+    with own_engine(n_parallel=2, n_ctx=2048) as e:
+        yield e
 
 
 def run(engine, tasks, timeout=60):
@@ -131,12 +141,7 @@ def test_call_runs_on_the_scheduler_thread_between_steps(engine):
 def test_choices_of_one_prompt_evaluate_it_once(unified):
     """The n choices of one prompt (one prompt_group): the first evaluates the prompt, the others copy
     its KV cache and decode only its last token, and each choice samples exactly what it would alone."""
-    results: queue.Queue = queue.Queue()
-    sched = Scheduler(Config(model=MODEL, n_parallel=3, n_ctx=3072, n_threads=2, n_batch=64, kv_unified=unified),
-                      lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    try:
-        assert sched.ready.wait(60) and sched.load_error is None
+    with own_engine(n_parallel=3, n_ctx=3072, kv_unified=unified) as (sched, results):
         prompt = sched.model.tokenize("A short history of the bicycle, from the draisine to the safety bicycle. " * 6)
         assert len(prompt) > 64  # evaluated over several steps: the siblings wait for it
 
@@ -150,20 +155,13 @@ def test_choices_of_one_prompt_evaluate_it_once(unified):
         assert len({r.text for r in together}) > 1
         assert sorted(r.timings.prompt_n for r in together) == [1, 1, len(prompt)]
         assert all(r.timings.prompt_n == len(prompt) for r in alone)
-    finally:
-        sched.stop()
 
 
 def test_prompt_chunk_bounds_steps_while_others_run():
     """--prompt-chunk 16: while other requests are in flight a step holds at most 16 prompt tokens,
     prompts go in arrival order (so first tokens come in that order), and a prompt alone still
     takes whole n_batch steps. The texts are those of each request alone."""
-    results: queue.Queue = queue.Queue()
-    sched = Scheduler(Config(model=MODEL, n_parallel=3, n_ctx=3072, n_threads=2, n_batch=64, prompt_chunk=16),
-                      lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    try:
-        assert sched.ready.wait(60) and sched.load_error is None
+    with own_engine(n_parallel=3, n_ctx=3072, prompt_chunk=16) as (sched, results):
         steps: list[int] = []
         decode = sched.batch.decode
         sched.batch.decode = lambda ctx: steps.append(sched.batch.n) or decode(ctx)
@@ -193,5 +191,25 @@ def test_prompt_chunk_bounds_steps_while_others_run():
         assert firsts == [t.id for t in tasks]
         assert max(steps) <= 16 + 2  # 16 prompt tokens and the other two slots' next tokens
         assert [finals[t.id].text for t in tasks] == [r.text for r in alone]
-    finally:
-        sched.stop()
+
+
+def test_a_full_shared_cache_fails_the_largest_request_and_the_others_finish():
+    """--kv-unified with 256 cells for three requests that want 100 tokens each: when not even one
+    token per slot fits, the request holding the most cells fails with "context size has been
+    exceeded" (llama-server fails them all), and the others generate all they asked for. Idle slots'
+    cached prompts are dropped before that (the first "alone" runs leave them behind)."""
+    with own_engine(n_parallel=3, n_ctx=256, kv_unified=True) as (sched, results):
+
+        def task(text, n):
+            return Task(sched.model.tokenize(text), SamplingParams(temperature=0, ignore_eos=True), n_predict=n, cache_prompt=False)
+
+        texts = ["Once upon a time", "The history of Rome", "A recipe for bread"]
+        alone = [run((sched, results), [task(t, 100)])[0] for t in texts]
+        assert all(r.error is None and r.n_decoded == 100 for r in alone), [(r.error, r.n_decoded) for r in alone]
+        together = run((sched, results), [task(t, 100) for t in texts])
+        failed = [r for r in together if r.error is not None]
+        assert len(failed) == 1 and "context size has been exceeded" in str(failed[0].error)
+        # (not the texts of each alone: in one shared cache the cells' layout changes the sums' order)
+        assert [r.n_decoded for r in together if r.error is None] == [100, 100]
+        again = run((sched, results), [task(t, 100) for t in texts[:2]])  # nothing is left behind
+        assert [r.error for r in again] == [None, None] and [r.n_decoded for r in again] == [100, 100]

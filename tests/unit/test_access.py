@@ -104,7 +104,7 @@ def test_key_comparison_is_over_all_keys():
     assert AccessPolicy(Config()).authorized(None, None)
 
 
-def test_preflight_needs_no_key_and_names_what_was_asked(keyed):
+def test_preflight_needs_no_key_and_answers_as_llama_server(keyed):
     r = keyed.options("/completion", headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type",
@@ -113,7 +113,10 @@ def test_preflight_needs_no_key_and_names_what_was_asked(keyed):
     assert r.headers["access-control-allow-origin"] == "https://app.example"
     assert r.headers["access-control-allow-credentials"] == "true"
     assert r.headers["access-control-allow-methods"] == "GET, POST, DELETE, OPTIONS"
-    assert r.headers["access-control-allow-headers"] == "authorization, content-type"
+    assert r.headers["access-control-allow-headers"] == "*"  # --cors-headers as given, as llama-server
+    named = TestClient(stub_app(api_keys=["k"], cors_headers="Authorization, Content-Type"))
+    assert named.options("/completion", headers={"Origin": "https://app.example"}).headers[
+        "access-control-allow-headers"] == "Authorization, Content-Type"
     # a preflight on an unknown path is answered the same way, as llama-server does
     assert keyed.options("/nope", headers={"Origin": "https://x.example"}).status_code == 200
 

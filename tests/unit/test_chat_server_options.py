@@ -153,3 +153,57 @@ def test_responses_reasoning_effort_is_openais_field(effort, expected):
     setup, seen = make_setup(reasoning_effort="high")
     openai.plan_chat(body, setup)
     assert seen[-1] == expected
+
+
+# --- continuing the final assistant message (prefill, continue_final_message) ---
+
+def rendered(body: dict, **setup_changes) -> list[tuple]:
+    """What plan_chat asked the renderer for: (messages, add_generation_prompt, continue_final)."""
+    calls: list[tuple] = []
+
+    def render(messages, add_generation_prompt, tools, kwargs, continue_final):
+        calls.append((messages, add_generation_prompt, continue_final))
+        return "<|im_start|>assistant\n"
+
+    setup, _ = make_setup(render=render, **setup_changes)
+    openai.plan_chat(body, setup)
+    return calls
+
+
+ASKED = [{"role": "user", "content": "What is the best book"}]
+
+
+@pytest.mark.parametrize("prefill_assistant, body", [
+    (True, {}),  # llama-server's heuristic: a final assistant message is continued
+    (False, {"continue_final_message": True, "add_generation_prompt": False}),
+    (False, {"continue_final_message": "content", "add_generation_prompt": False}),
+])
+def test_final_assistant_message_is_continued_with_its_parts_joined_by_a_blank_line(prefill_assistant, body):
+    parts = [{"type": "text", "text": "Wh"}, {"type": "text", "text": "ill"}]
+    [(messages, add_generation_prompt, continue_final)] = rendered(
+        {"messages": ASKED + [{"role": "assistant", "content": parts}], **body}, prefill_assistant=prefill_assistant)
+    assert (add_generation_prompt, continue_final) == (False, True)
+    assert messages[-1]["content"] == "Wh\n\nill"
+
+
+def test_without_prefill_the_final_assistant_message_is_rendered_as_history():
+    [(messages, add_generation_prompt, continue_final)] = rendered(
+        {"messages": ASKED + [{"role": "assistant", "content": "Whill"}]}, prefill_assistant=False)
+    assert (add_generation_prompt, continue_final) == (True, False)
+
+
+@pytest.mark.parametrize("body, needle", [
+    ({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+      "continue_final_message": True}, "Cannot set both add_generation_prompt and continue_final_message"),
+    ({"messages": ASKED, "continue_final_message": True, "add_generation_prompt": False}, "last message"),
+    ({"messages": ASKED + [{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]},
+     "2 or more assistant messages"),
+    ({"messages": ASKED + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]}]},
+     "contains tool calls"),
+])
+def test_continuation_that_cannot_be_rendered_is_a_bad_request(body, needle):
+    from llamaserve.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match=needle):
+        rendered(body)

@@ -341,6 +341,13 @@ def test_firefunction_gets_llama_cpp_variables():
     assert '"name": "get_weather"' in text
 
 
+def test_llama_3_gets_todays_date_as_llama_cpp_gives_it():
+    # HF leaves date_string unset, and the template falls back to the day it was written
+    for name in ("meta-llama-Llama-3.3-70B-Instruct.jinja", "meta-llama-Llama-3.1-8B-Instruct.jinja"):
+        text = load(name).render(BASIC)
+        assert "Today Date: 07 Mar 2025" in text and "26 Jul 2024" not in text
+
+
 # --- HF semantics of the environment ---
 
 def test_tojson_is_transformers_tojson():
@@ -466,8 +473,15 @@ def test_sandbox_refuses_escapes(source):
         ChatTemplate(source).render([{"role": "user", "content": "x"}])
 
 
+def test_no_messages_render_what_the_template_writes_around_none():
+    chatml = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    assert ChatTemplate(chatml).render([]) == "<|im_start|>assistant"  # jinja drops the final newline, as in HF
+    # a template that reads the first message fails as a template error (a 400), not a crash
+    with pytest.raises(TemplateError, match="no element 0"):
+        load("Qwen-Qwen2.5-7B-Instruct.jinja").render([])
+
+
 @pytest.mark.parametrize("messages, match", [
-    ([], "must not be empty"),
     ("hello", "array"),
     ([{"content": "no role"}], "role"),
     (["text"], "object"),

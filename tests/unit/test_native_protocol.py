@@ -23,9 +23,20 @@ def test_prompt_forms():
     assert prompts(["a", 5, "b"]) == [[1, 97, 5, 98]]
     assert prompts(["a", "b"]) == [[1, 97], [1, 98]]
     assert prompts([[5, 6], "c"]) == [[5, 6], [1, 99]]
+    # llama-server's object form, alone, mixed or in a batch
+    assert prompts({"prompt_string": "ab"}) == [[1, 97, 98]]
+    assert prompts({"prompt_string": ["a", 5]}) == [[1, 97, 5]]
+    assert prompts([[5, 6], {"prompt_string": "c"}]) == [[5, 6], [1, 99]]
 
 
-@pytest.mark.parametrize("bad", [None, [], 5, {"x": 1}, [True], [[1], 2.5], [1, 5000]])
+def test_multimodal_prompt_on_a_text_only_model_is_refused():
+    from llamaserve.errors import MediaUnsupported
+
+    with pytest.raises(MediaUnsupported, match="not supported"):
+        prompts({"prompt_string": "a <__media__>", "multimodal_data": ["AA=="]})
+
+
+@pytest.mark.parametrize("bad", [None, [], 5, {"x": 1}, {"prompt_string": 5}, [True], [[1], 2.5], [1, 5000]])
 def test_bad_prompts(bad):
     with pytest.raises(InvalidRequest):
         prompts(bad)
@@ -52,7 +63,12 @@ def test_task_defaults_and_overrides():
     defaults = SamplingDefaults(n_predict=50, temperature=0.3)
     req = native.parse_request({"prompt": "x", "n_predict": 200, "stop": "END", "seed": -1})
     task = native.build_tasks(req, [[1, 2]], defaults, fake_tokenize, 100)[0]
-    assert task.n_predict == 50  # the server-wide -n caps requests
+    assert task.n_predict == 200  # -n is only the default, as in llama-server
+    assert native.build_tasks(native.parse_request({"prompt": "x", "n_predict": -1}), [[1]], defaults, fake_tokenize, 100)[0].n_predict == 50
+    capped = SamplingDefaults(n_predict=50, max_predict=8)
+    for asked in (200, -1, None):
+        body = {"prompt": "x"} if asked is None else {"prompt": "x", "n_predict": asked}
+        assert native.build_tasks(native.parse_request(body), [[1]], capped, fake_tokenize, 100)[0].n_predict == 8
     assert task.stop == ["END"] and task.params.seed == 0xFFFFFFFF and task.params.temperature == 0.3
     req = native.parse_request({"prompt": "x", "max_tokens": 7, "temperature": 0})
     task = native.build_tasks(req, [[1]], SamplingDefaults(), fake_tokenize, 100)[0]
