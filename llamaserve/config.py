@@ -233,6 +233,9 @@ class Config:
     models_autoload: bool = True  # load a model on its first request
     models_default: str = ""  # model for requests that name none; "" = the bundled model
     models_idle_ttl: float = 0.0  # seconds a loaded model may sit idle before it is unloaded; 0 = never
+    # Hugging Face hub cache whose models the router lists as "<user>/<repo>:<QUANT>" (router/hf_cache.py);
+    # the command line sets it from LLAMA_CACHE & co, "" = none
+    model_cache_dir: str = ""
     model_presets: dict[str, ModelPreset] = field(default_factory=dict)  # parsed --models-preset, by section
     # The router's own command-line flags, passed on to every child (they win over presets, as in
     # llama-server); LLAMA_ARG_* variables reach the children through the environment instead.

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 
 import httpx
@@ -74,14 +75,20 @@ class LiveServer:
             self.proc.kill()
 
 
-def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False) -> LiveServer:
+def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False,
+                 env: dict[str, str] | None = None) -> LiveServer:
     """A llamaserve subprocess on the bundled model (`-m` may name another), or with router=True
-    a router (no -m: it serves the bundled model and any --models-dir / --models-preset models)."""
+    a router (no -m: it serves the bundled model and any --models-dir / --models-preset models).
+    `env` adds to the environment the server inherits. A router's Hugging Face cache is an empty
+    directory unless `env` names one (LLAMA_CACHE), so that no model cached on the machine is listed."""
     port = free_port()
     log_path = os.path.join(str(tmp_dir), f"server-{port}.log")
+    if router:
+        env = {"LLAMA_CACHE": os.path.join(str(tmp_dir), "no-hf-cache"), **(env or {})}
     model = [] if router or "-m" in args or "--model" in args else ["-m", MODEL]
     cmd = [sys.executable, "-m", "llamaserve", "--port", str(port), "-t", "2", *model, *args]
-    proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, **env} if env else None)
     cert = args[args.index("--ssl-cert-file") + 1] if "--ssl-cert-file" in args else None
     verify = ssl.create_default_context(cafile=cert) if cert else True
     server = LiveServer(proc, f"{'https' if cert else 'http'}://127.0.0.1:{port}", log_path, verify)
@@ -191,6 +198,26 @@ def app_openapi() -> dict:
     from llamaserve.config import Config
 
     return create_app(Config(model=MODEL)).openapi()
+
+
+def poll_until(check, what: str, deadline: float = 180) -> None:
+    """Poll until `check()` is true. The deadline is no timing assertion: it only keeps a broken server
+    from hanging the suite."""
+    end = time.time() + deadline
+    while not check():
+        if time.time() > end:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.05)
+
+
+def send_and_leave(base_url: str, path: str, body: bytes, headers: dict[str, str]) -> socket.socket:
+    """A POST sent on a bare socket, its answer never read: closing the socket is a client that leaves."""
+    url = urllib.parse.urlsplit(base_url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": url.netloc, "Content-Type": "application/json",
+                                                 "Content-Length": str(len(body)), "Connection": "close", **headers}.items())
+    sock = socket.create_connection((url.hostname, url.port))
+    sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + body)
+    return sock
 
 
 def fill_path(path: str, value: str = "0") -> str:

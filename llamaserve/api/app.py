@@ -10,7 +10,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, webui
+from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.header_names import HeaderNames
@@ -18,6 +18,7 @@ from llamaserve.api.limits import BodyLimit
 from llamaserve.api.prefix import ApiPrefix
 from llamaserve.api.prompt_log import PromptLoggingBridge
 from llamaserve.api.static_dir import ServeDirectory, StaticDirectory
+from llamaserve.api.stream_sessions import StreamSessions
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
 from llamaserve.errors import Unavailable
@@ -104,6 +105,7 @@ def add_shared_layers(app: FastAPI, config: Config, *, request_log: bool = False
 def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     factory = scheduler_factory or (lambda deliver: Scheduler(config, deliver))
     bridge = PromptLoggingBridge(factory, config.log_prompts_dir) if config.log_prompts_dir else EngineBridge(factory)
+    sessions = StreamSessions()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -112,12 +114,14 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
         try:
             yield
         finally:
+            sessions.close()
             await asyncio.to_thread(bridge.scheduler.stop)
 
     # No /docs or /openapi.json route: the schema is built in-process (tests, tooling) with app.openapi().
     app = FastAPI(title="llamaserve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     app.state.bridge = bridge
+    app.state.stream_sessions = sessions
     app.state.metrics = metrics.ServerMetrics(bridge.scheduler) if config.endpoint_metrics else None
     errors.install(app)
     app.include_router(native.router)
@@ -130,10 +134,13 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(embeddings.router)
     app.include_router(infill.router)
     app.include_router(lora.router)
+    app.include_router(streams.router)
     app.include_router(webui.router)
-    # Innermost first: the loading gate, the body limit, then the shared layers (outermost: header names,
-    # the request log, the prefix, CORS/keys). Being middleware, they apply to every route, including
+    # Innermost first: resumable streams (what it detaches from the client is the route itself), the loading
+    # gate, the body limit, then the shared layers (outermost: header names, the request log, the prefix,
+    # CORS/keys). Being middleware, they apply to every route, including
     # routers added later.
+    app.add_middleware(streams.ResumableStreams, sessions=sessions)
     app.add_middleware(LoadingGate, bridge=bridge)
     app.add_middleware(BodyLimit, limit=config.max_body_size)
     add_shared_layers(app, config, request_log=True, request_metrics=app.state.metrics)

@@ -1,5 +1,5 @@
 """Chat: model chat templates (jinja2 sandbox, Hugging Face semantics); model families' tool-call and
-reasoning formats (formats.py) and the streaming parser of their output (output.py).
+reasoning formats (formats/) and the streaming parser of their output (output.py).
 
 Pure code: stdlib and jinja2 only, no I/O.
 """

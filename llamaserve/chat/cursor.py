@@ -1,6 +1,6 @@
 """The cursor that chat-output formats are written with: a position in text that arrives in pieces.
 
-A format (chat/formats.py) describes its output as a generator over these
+A format (chat/formats/) describes its output as a generator over these
 primitives; a primitive yields when it needs more text, so parsing resumes
 exactly where it stopped and each character is read about once. Events
 (content, reasoning, calls, argument fragments) collect on the cursor for

@@ -2,7 +2,7 @@
 
 `OutputParser.feed(text_delta)` returns OpenAI-shaped deltas as soon as they are
 certain; `finish()` returns the last ones and the whole message. The format
-(chat/formats.py) supplies the grammar of its output as a generator `body(p,
+(chat/formats/) supplies the grammar of its output as a generator `body(p,
 at_start)` written against the primitives of chat/cursor.py.
 
 Rules every format gets from here:

@@ -17,6 +17,7 @@ from llamaserve.cli import values as v
 from llamaserve.cli.children import child_flags, read_models_preset
 from llamaserve.cli.flags import BY_NAME, FLAGS, NO_GPU, Flag
 from llamaserve.config import Config, SamplingDefaults
+from llamaserve.router.hf_cache import cache_dir
 
 PROG = "llamaserve"
 SECRET_FLAGS = frozenset({"--hf-token", "--api-key"})  # never shown back (in /props, logs)
@@ -144,6 +145,7 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
             if not gpu:
                 config.notices.append(f"{where} {NO_GPU}")
                 config.ignored[flag.long_name] = value
+    config.model_cache_dir = cache_dir(environ)
     config.child_flags = child_flags(config, [key for key, (_, where, _) in values.items() if not where.startswith(("LLAMA_", "HF_", "MTMD_"))])
     return config, commands
 

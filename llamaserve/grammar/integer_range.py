@@ -6,7 +6,7 @@ schema), which also keeps models from writing endless digit strings.
 
 from __future__ import annotations
 
-from llamaserve.grammar.gbnf import NEVER, Expr, Lit, alt, chars, rep, seq
+from llamaserve.grammar.expr import NEVER, Expr, Lit, alt, chars, rep, seq
 
 MAX_DIGITS = 16
 DIGIT = chars((0x30, 0x39))

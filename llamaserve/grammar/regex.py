@@ -1,6 +1,6 @@
 """JSON Schema `pattern` regexes (ECMA-262 syntax, the subset schemas use) as grammar expressions.
 
-A pattern is read into the expression tree of gbnf.py over the characters of
+A pattern is read into the expression tree of expr.py over the characters of
 the *decoded* string (plus `Anchor` marks), then `json_string_content`
 re-expresses it over the characters the model writes inside a JSON string
 literal (`"` as `\\"`, newline as `\\n`, ...). Anything outside the subset
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llamaserve.grammar.gbnf import (
+from llamaserve.grammar.expr import (
     EMPTY, MAX_CODEPOINT, NEVER, REPETITION_LIMIT, Alt, Chars, Expr, Lit, Ref, Rep, Seq, alt, children,
     complement_ranges, intersect_ranges, normalize_ranges, rep, seq,
 )

@@ -1,5 +1,6 @@
-"""The router's HTTP app: model listing and load/unload, router /props, and every other path proxied to
-the child serving the request's model (the body's "model", or ?model= for requests without a JSON body)."""
+"""The router's HTTP app: model listing and load/unload, router /props, the resumable-stream routes
+(router/streams.py), and every other path proxied to the child serving the request's model (the body's
+"model", or ?model= for requests without a JSON body)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,14 @@ from llamaserve.api import errors, webui
 from llamaserve.api.app import add_shared_layers
 from llamaserve.api.native import ignored_options
 from llamaserve.api.sse import json_response
+from llamaserve.api.streams import conversation_id
 from llamaserve.config import Config
 from llamaserve.errors import InvalidRequest, NotFound
+from llamaserve.router import streams
 from llamaserve.router.catalog import Catalog
+from llamaserve.router.conversations import ConversationOwners
 from llamaserve.router.pool import ModelPool, child_url
-from llamaserve.router.proxy import (
-    ProxyResponse,
-    open_upstream,
-    unreachable,
-    upstream_headers,
-)
+from llamaserve.router.proxy import forward, unreachable, upstream_headers
 
 log = logging.getLogger("llamaserve.router")
 
@@ -122,6 +121,7 @@ def create_router_app(config: Config) -> FastAPI:
 
     app = FastAPI(title="llamaserve router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
+    app.state.owners = owners = ConversationOwners()
     errors.install(app)
     # API keys and CORS are checked here, at the router, by the same middleware as a single-model server
     # (with --path, --api-prefix and the header names: add_shared_layers below). Children get the same
@@ -220,20 +220,25 @@ def create_router_app(config: Config) -> FastAPI:
             return Response(r.content, status_code=r.status_code, media_type=r.headers.get("content-type"))
         return json_response({**r.json(), **router_props})
 
+    app.include_router(streams.router)  # before the catch-all below
+
     @app.api_route("/{path:path}", methods=_METHODS)
     async def proxy(request: Request) -> Any:
         pool = _pool(request)
         body = await request.body()
         name = requested_model(request, _json_body(request, body))
         autoload = _flag(request.query_params.get("autoload"), config.models_autoload)
+        # A conversation's model is remembered before the load wait, so that a stop (DELETE /v1/stream)
+        # arriving while the model loads cancels this request rather than leave a generation nobody wants.
+        cid = conversation_id(request.scope) if request.method == "POST" else ""
+        ticket = owners.remember(cid, pool.state(name).name) if cid else 0
         state = await pool.acquire(name, autoload)
-        try:
-            upstream = await open_upstream(pool.client, child_url(state), request.scope, body)
-        except httpx.HTTPError as exc:
+        if ticket and not owners.alive(cid, ticket):
             pool.release(state)
-            raise unreachable(state.name, exc) from None
-        log.info("%s %s -> %s %d", request.method, request.url.path, state.name, upstream.status_code)
-        return ProxyResponse(upstream, state.name, lambda: pool.release(state))
+            raise InvalidRequest("request cancelled by a stop while the model was loading")
+        response = await forward(pool.client, child_url(state), request.scope, body, state.name, lambda: pool.release(state))
+        log.info("%s %s -> %s %d", request.method, request.url.path, state.name, response.upstream.status_code)
+        return response
 
     add_shared_layers(app, config)
     return app

@@ -1,4 +1,5 @@
-"""The models a router serves: the bundled SmolLM2, each GGUF of --models-dir, each --models-preset section."""
+"""The models a router serves: the bundled SmolLM2, the Hugging Face cache's models, each GGUF of --models-dir,
+each --models-preset section."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from llamaserve.config import (
     ModelPreset,
     bundled_model_path,
 )
+from llamaserve.router.hf_cache import scan_cache
 
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds an unloading child gets to exit before it is killed, as llama-server
 
@@ -27,7 +29,7 @@ class CatalogError(ValueError):
 class CatalogEntry:
     name: str
     path: str
-    source: str  # "bundled" | "models_dir" | "preset"
+    source: str  # "bundled" | "cache" | "models_dir" | "preset"
     aliases: tuple[str, ...] = ()
     mmproj: str = ""  # multimodal projector found next to the model (listed; this server has no --mmproj yet)
     flags: dict[str, list[str]] = field(default_factory=dict)  # per-model flags from the preset, by Config field
@@ -111,11 +113,14 @@ class Catalog:
 
     @classmethod
     def build(cls, config: Config) -> Catalog:
-        """Bundled model, then --models-dir (same name: the directory wins), then the presets on top."""
+        """Bundled model, the cache's, then --models-dir (same name: the directory wins, as in llama-server),
+        then the presets on top."""
         entries: dict[str, CatalogEntry] = {}
         bundled = bundled_entry()
         if bundled is not None:
             entries[bundled.name] = bundled
+        for cached in scan_cache(config.model_cache_dir):
+            entries[cached.name] = CatalogEntry(cached.name, cached.path, "cache", mmproj=cached.mmproj)
         if config.models_dir:
             for entry in scan_models_dir(config.models_dir):
                 entries[entry.name] = entry

@@ -38,6 +38,18 @@ async def open_upstream(client: httpx.AsyncClient, base_url: str, scope: Scope, 
     return await client.send(request, stream=True)
 
 
+async def forward(client: httpx.AsyncClient, base_url: str, scope: Scope, body: bytes, model: str,
+                  on_close: Callable[[], None]) -> ProxyResponse:
+    """The child's answer to the request, relayed; `on_close` runs once the relay ends, or at once if the
+    child cannot be reached (then 503)."""
+    try:
+        upstream = await open_upstream(client, base_url, scope, body)
+    except httpx.HTTPError as exc:
+        on_close()
+        raise unreachable(model, exc) from None
+    return ProxyResponse(upstream, model, on_close)
+
+
 class ProxyResponse(Response):
     """Relays an upstream httpx response; `on_close` runs once, however the relay ends.
     (A Response subclass only so that FastAPI passes it through; it writes its own ASGI messages.)"""
