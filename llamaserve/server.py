@@ -137,7 +137,8 @@ def run(config: Config) -> int:
     grace_timer: list[threading.Timer] = []
 
     def on_stop_signal(sig: int) -> None:
-        busy = sum(1 for s in scheduler.slots if s.busy) + scheduler.queued
+        occupancy = scheduler.occupancy()
+        busy = occupancy.busy + occupancy.queued
         log.info("%s: shutting down; %d tasks in flight get up to %.0f s to finish",
                  signal.Signals(sig).name, busy, config.shutdown_grace)
         if not grace_timer:

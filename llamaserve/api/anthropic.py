@@ -7,11 +7,10 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import ANTHROPIC_ERROR_TYPES, as_server_error
-from llamaserve.api.native import read_json, stream_results
 from llamaserve.api.openapi import json_body
-from llamaserve.api.openai import collect, prepare_chat
+from llamaserve.api.openai import chat_tasks
+from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
 from llamaserve.protocol import anthropic, openai
@@ -21,21 +20,20 @@ router = APIRouter()
 
 @router.post("/v1/messages", openapi_extra=json_body(anthropic.MessagesRequest))
 async def messages(request: Request) -> Response:
-    bridge: EngineBridge = request.app.state.bridge
     chat = anthropic.to_chat_request(await read_json(request))
-    plan, tasks = prepare_chat(request, chat, allow_empty=True)  # llama-server accepts no messages here
+    plan, tasks = chat_tasks(request, chat, allow_empty=True)  # llama-server accepts no messages here
     msg_id = openai.new_id("msg_")
     if plan.stream:
         events = anthropic.MessageEvents(msg_id, plan.model, len(tasks[0].prompt))
-        return sse_response(_stream(request, bridge, tasks, plan, events))
-    finals = await collect(request, bridge, tasks)
+        return sse_response(_stream(request, tasks, plan, events))
+    finals = await collect(request, tasks)
     if finals is None:
         return Response(status_code=499)
     r = finals[0]
     return json_response(anthropic.message_json(msg_id, plan.model, r, openai.parse_message(plan, r.text)))
 
 
-async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
+async def _stream(request: Request, tasks: list[Task], plan: openai.Plan,
                   events: anthropic.MessageEvents) -> AsyncIterator[bytes]:
     results = await stream_results(request, tasks, [])  # a refusal or a first error raises here, before any event
     for name, data in events.start():
@@ -58,5 +56,5 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
 @router.post("/v1/messages/count_tokens", openapi_extra=json_body(anthropic.CountTokensRequest))
 async def count_tokens(request: Request) -> Response:
     chat = anthropic.to_chat_request(await read_json(request), count_only=True)
-    _, tasks = prepare_chat(request, chat)
+    _, tasks = chat_tasks(request, chat)
     return json_response({"input_tokens": len(tasks[0].prompt)})

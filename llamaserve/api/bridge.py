@@ -3,24 +3,37 @@
 Handlers submit Tasks and read Results from an asyncio.Queue. The scheduler
 hands over each step's Results in one call; they cross to the event loop with a
 single call_soon_threadsafe per step, not one per token.
+
+When the model is loaded (on the scheduler thread, before it reports ready) the bridge builds what
+every chat route shares: the prompt renderer and the ChatSetup the protocol plans chat requests with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import AsyncIterator
 
 from starlette.requests import Request
 
 from llamaserve.api import limits
-from llamaserve.engine import Result, Scheduler, Task
+from llamaserve.engine import Result, Scheduler, Task, apply_builtin_template, builtin_template_names, grammar_compiles
 from llamaserve.errors import ServerError, Unavailable
+from llamaserve.protocol import constraints, openai
+from llamaserve.protocol.chat_renderer import BuiltinTemplates, ChatRenderer
+from llamaserve.protocol.native import TaskDefaults, Tokenizer
+
+log = logging.getLogger("llamaserve.chat")
 
 
 class EngineBridge:
     def __init__(self, scheduler_factory):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.scheduler: Scheduler = scheduler_factory(self._deliver)
+        self.scheduler.on_ready = self._model_ready
+        self._renderer: ChatRenderer | None = None
+        self._chat: openai.ChatSetup | None = None
+        self._chat_error: str | None = None  # why the chat template cannot be used
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -31,6 +44,50 @@ class EngineBridge:
             raise Unavailable("Loading model")
         return self.scheduler.model
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The loaded model's tokenizer (503 while loading)."""
+        return self.model
+
+    def task_defaults(self) -> TaskDefaults:
+        """The server's side of a request's tasks, as it is now (POST /props changes it)."""
+        config = self.scheduler.config
+        return TaskDefaults(config.sampling, config.cache_reuse, config.system_prompt)
+
+    @property
+    def renderer(self) -> ChatRenderer:
+        """The prompt renderer (503 while loading; the template's error where it cannot be used)."""
+        self.model
+        if self._chat_error is not None:
+            raise ServerError(self._chat_error)  # a new one each time: a raised exception keeps its traceback
+        return self._renderer
+
+    @property
+    def chat(self) -> openai.ChatSetup:
+        """The server's chat side, what protocol.openai plans every chat request with."""
+        self.renderer
+        return self._chat
+
+    def _model_ready(self, model) -> None:
+        """On the scheduler thread, the model just loaded: build the renderer once."""
+        config = self.scheduler.config
+        try:
+            renderer = ChatRenderer(model, BuiltinTemplates(builtin_template_names(), apply_builtin_template),
+                                    config.chat_template, config.use_jinja)
+        except Exception as exc:  # noqa: BLE001 - a template that cannot be used fails the chat routes only
+            self._chat_error = exc.message if isinstance(exc, ServerError) else str(exc)
+            return
+        self._renderer = renderer
+        self._chat = openai.ChatSetup(
+            render=renderer.render, format=renderer.format, caps=renderer.caps, prefill_assistant=config.prefill_assistant,
+            template_kwargs=config.chat_template_kwargs, reasoning_format=config.reasoning_format,
+            max_n=config.slots, model_alias=config.model_alias,
+            report=lambda problem: log.warning("tool call left in content: %s", problem),
+            reasoning_budget=config.reasoning_budget, reasoning_budget_message=config.reasoning_budget_message,
+            reasoning_effort=config.reasoning_effort, reasoning_preserve=config.reasoning_preserve,
+            skip_chat_parsing=config.skip_chat_parsing, verbose=config.verbose, special_pieces=renderer.special_pieces,
+        )
+
     # scheduler thread -> event loop
     def _deliver(self, results: list[Result]) -> None:
         loop = self.loop
@@ -39,10 +96,16 @@ class EngineBridge:
 
     def check(self, tasks: list[Task]) -> None:
         """Raise now what the engine would answer these tasks with (e.g. 501 for generation on an
-        embedding-only server). Streaming handlers call it before they start their response;
-        otherwise the refusal arrives as an error Result."""
+        embedding-only server), then a 400 with the reason if libllama will not compile their grammar.
+        Every generating route calls it before queueing, so that a streaming request gets the refusal
+        as its status too, not as an error Result (compiling takes well under a millisecond for
+        typical grammars, a few for the largest, so it runs inline)."""
         for t in tasks:
             self.scheduler.validate(t)
+        grammar = tasks[0].params.grammar if tasks else ""
+        if grammar:
+            model = self.model
+            constraints.check_grammar(grammar, lambda g: grammar_compiles(model, g))
 
     def run(self, request: Request, tasks: list[Task]) -> AsyncIterator[Result]:
         """Check the request limits now (raising a 4xx/503 ServerError), then return an iterator that
@@ -52,7 +115,7 @@ class EngineBridge:
         than an error event in a 200 stream."""
         config = self.scheduler.config
         limits.check_tasks(config, tasks)
-        limits.check_queue(config, self.scheduler, len(tasks))
+        limits.check_queue(config, self.scheduler.occupancy(), len(tasks))
         return self._run(request, tasks)
 
     async def _run(self, request: Request, tasks: list[Task]) -> AsyncIterator[Result]:

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
-from llamaserve.api.native import note, read_json
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import note, read_json
 from llamaserve.api.sse import json_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
@@ -49,12 +49,8 @@ async def _embeddings(request: Request, openai: bool) -> Response:
         raise NotSupported("This server does not support embeddings. Start it with `--embeddings`")
     if openai and model.info.pooling == "none":
         raise InvalidRequest("Pooling type 'none' is not OAI compatible. Please use a different pooling type")
-
-    def tokenize(text: str, add_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=True)
-
     req = embeddings.parse_embedding_request(
-        await read_json(request), tokenize, model.n_vocab, model.info.n_embd_out, config.embd_normalize, openai)
+        await read_json(request), model.tokenize, model.n_vocab, model.info.n_embd_out, config.embd_normalize, openai)
     results = await _run(request, bridge, embeddings.build_embedding_tasks(req))
     if results is None:
         return Response(status_code=499)
@@ -75,11 +71,7 @@ async def rerank(request: Request) -> Response:
         raise NotSupported("This server does not support reranking. Start it with `--reranking`")
     req = embeddings.parse_rerank_request(await read_json(request))
     vocab = embeddings.RerankVocab(info.bos, info.eos, info.sep, info.add_bos, info.add_eos, info.add_sep, info.rerank_template)
-
-    def tokenize(text: str, add_special: bool, parse_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=parse_special)
-
-    results = await _run(request, bridge, embeddings.build_rerank_tasks(req, tokenize, vocab))
+    results = await _run(request, bridge, embeddings.build_rerank_tasks(req, model.tokenize, vocab))
     if results is None:
         return Response(status_code=499)
     return json_response(embeddings.rerank_response(results, req, config.model_alias))

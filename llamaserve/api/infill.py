@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.native import complete, read_json_object
+from llamaserve.api.native import complete
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import read_json_object
 from llamaserve.errors import NotSupported
 from llamaserve.protocol import infill, native
 
@@ -23,12 +24,8 @@ async def infill_route(request: Request) -> Response:
         raise NotSupported(f"Infill is not supported by this model: {missing}")
     body = await read_json_object(request)
     req = infill.parse_infill(body)
-
-    def tokenize(text: str, add_special: bool, parse_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=parse_special)
-
     tokens = infill.build_infill_prompt(
-        req, tokenize, fim, bos=model.info.bos, add_bos=model.info.add_bos, n_batch=config.n_batch,
+        req, model.tokenize, fim, bos=model.info.bos, add_bos=model.info.add_bos, n_batch=config.n_batch,
         n_predict=config.sampling.n_predict, n_ctx=model.n_ctx_slot, spm=config.spm_infill,
     )
     # every other field is a /completion field; the prompt is now the FIM token sequence

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from llamaserve.api import errors
 from llamaserve.config import Config
-from llamaserve.engine import Task
+from llamaserve.engine import Occupancy, Task
 from llamaserve.errors import InvalidRequest, PayloadTooLarge, Unavailable
 
 
@@ -44,18 +44,17 @@ def check_tasks(config: Config, tasks: Sequence[Task]) -> None:
         check_n_probs(config, t.params.n_probs)
 
 
-def check_queue(config: Config, scheduler, n_new: int) -> None:
+def check_queue(config: Config, occupancy: Occupancy, n_new: int) -> None:
     """--max-queue: refuse work that would leave more than that many tasks waiting for a slot.
 
-    Reads the scheduler's counters without a lock: the limit is a soft one, a few tasks
-    racing past it at once is fine."""
+    Takes the scheduler's counters as a soft snapshot (Scheduler.occupancy, no lock): the limit is
+    a soft one, a few tasks racing past it at once is fine."""
     if config.max_queue <= 0:
         return
-    free = sum(1 for s in scheduler.slots if not s.busy)
-    waiting = scheduler.queued + n_new - free
+    waiting = occupancy.queued + n_new - occupancy.free
     if waiting > config.max_queue:
         raise Unavailable(
-            f"server is busy: {scheduler.queued} tasks already wait for a slot (--max-queue {config.max_queue})"
+            f"server is busy: {occupancy.queued} tasks already wait for a slot (--max-queue {config.max_queue})"
         )
 
 

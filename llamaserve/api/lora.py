@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.native import read_json
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import read_json
 from llamaserve.api.sse import json_response
 from llamaserve.protocol import native
 

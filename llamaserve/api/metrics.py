@@ -55,6 +55,7 @@ class _EngineCollector:
     def collect(self):
         sched = self.scheduler
         s = sched.stats
+        occupancy = sched.occupancy()
         now = (s.prompt_tokens, s.prompt_seconds, s.predicted_steps, s.predicted_seconds)
         prompt_rate = _rate(now[0] - self.last[0], now[1] - self.last[1])
         predict_rate = _rate(now[2] - self.last[2], now[3] - self.last[3])
@@ -77,8 +78,8 @@ class _EngineCollector:
         gauges = (
             ("prompt_tokens_seconds", "Average prompt throughput in tokens/s", prompt_rate),
             ("predicted_tokens_seconds", "Average generation throughput in tokens/s", predict_rate),
-            ("requests_processing", "Number of requests processing", sum(1 for slot in sched.slots if slot.busy)),
-            ("requests_deferred", "Number of requests deferred", sched.queued),
+            ("requests_processing", "Number of requests processing", occupancy.busy),
+            ("requests_deferred", "Number of requests deferred", occupancy.queued),
             ("n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call",
              s.n_busy_slots / max(s.n_decode, 1)),
         )

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, AsyncIterator
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge
-from llamaserve.api.chat_format import formatter
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
-from llamaserve.engine import Result, Task, grammar_compiles
+from llamaserve.engine import Task
 from llamaserve.errors import InvalidRequest, NotSupported, ServerError, Unavailable
-from llamaserve.protocol import constraints, native
+from llamaserve.protocol import native
 
 router = APIRouter()
 
@@ -28,26 +28,6 @@ def _bridge(request: Request) -> EngineBridge:
 
 def _config(request: Request) -> Config:
     return request.app.state.config
-
-
-async def read_json(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"invalid JSON in request body: {exc}") from None
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object")
-    return body
-
-
-def note(request: Request, **fields: Any) -> None:
-    """Facts for the one log line of this request (see api/app.py)."""
-    request.scope.setdefault("llamaserve.log", {}).update(fields)
 
 
 @router.get("/health")
@@ -67,43 +47,23 @@ async def completion(request: Request) -> Response:
 async def complete(request: Request, req: native.CompletionRequest) -> Response:
     """Run a parsed native completion request (also /infill's, with its FIM prompt as tokens)."""
     bridge = _bridge(request)
-    config = _config(request)
-    model = bridge.model
-
-    def tokenize(text: str, add_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=True)
-
-    prompts = native.tokenize_prompts(req.prompt, tokenize, model.n_vocab)
-    tasks = native.build_tasks(req, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    tokenizer = bridge.tokenizer
+    tasks = native.completion_tasks(req, tokenizer, bridge.task_defaults())
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
-    check_grammar(model, tasks)
-    alias = config.model_alias
+    alias = _config(request).model_alias
     if req.stream:
-        return sse_response(_stream(request, bridge, tasks, req, alias))
-
-    try:
-        finals = await bridge.collect(request, tasks)
-    except ClientGone:
+        return sse_response(_stream(request, tokenizer, tasks, req, alias))
+    finals = await collect(request, tasks)
+    if finals is None:
         return Response(status_code=499)
     out = [
-        native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), req.return_tokens, req.response_fields)
+        native.final_json(r, alias, tokenizer.detokenize(r.task.prompt, special=True), req.return_tokens, req.response_fields)
         for r in finals
     ]
-    note_results(request, finals)
     return json_response(out[0] if len(out) == 1 else out)
 
 
-def check_grammar(model, tasks: list[Task]) -> None:
-    """400 with the reason if libllama will not compile the tasks' grammar. Every route calls it before
-    queueing, so a streaming request gets a plain 400 too (compiling takes well under a millisecond for
-    typical grammars, a few for the largest, so it runs inline)."""
-    grammar = tasks[0].params.grammar if tasks else ""
-    if grammar:
-        constraints.check_grammar(grammar, lambda g: grammar_compiles(model, g))
-
-
-async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
-    model = bridge.model
+async def _stream(request: Request, tokenizer, tasks: list[Task], req, alias: str) -> AsyncIterator[bytes]:
     async for r in await stream_results(request, tasks, []):
         if r.error is not None:
             yield sse_data(error_body(as_server_error(r.error)))
@@ -111,60 +71,9 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], req
             if r.text or r.probs:
                 yield sse_data(native.partial_json(r, True))
                 r.text, r.probs = "", []
-            yield sse_data(native.final_json(r, alias, model.detokenize(r.task.prompt, special=True), False, req.response_fields))
+            yield sse_data(native.final_json(r, alias, tokenizer.detokenize(r.task.prompt, special=True), False, req.response_fields))
         else:
             yield sse_data(native.partial_json(r, True))
-
-
-async def stream_results(request: Request, tasks: list[Task], finals: list[Result]) -> AsyncIterator[Result]:
-    """Results of a streamed request as they come, ending after an error or quietly when the client
-    leaves; final Results are collected into `finals` and noted for the log line.
-
-    Await it before the first thing a stream yields: the request limits are checked at the call
-    (EngineBridge.run raises), and it waits for the first result, raising that result's error (a
-    prompt longer than the context, say), so that sse_response still answers with the error's status
-    and envelope, as llama-server does, instead of a 200 stream that carries the error."""
-    results = _results(request, request.app.state.bridge.run(request, tasks), finals)
-    try:
-        first = await anext(results)
-    except StopAsyncIteration:
-        return results
-    if first.error is not None:
-        await results.aclose()
-        raise as_server_error(first.error)
-    return _prepend(first, results)
-
-
-async def _prepend(first: Result, rest: AsyncIterator[Result]) -> AsyncIterator[Result]:
-    yield first
-    async for r in rest:
-        yield r
-
-
-async def _results(request: Request, results: AsyncIterator[Result], finals: list[Result]) -> AsyncIterator[Result]:
-    try:
-        async for r in results:
-            if r.done:
-                finals.append(r)
-            yield r
-            if r.error is not None:
-                return
-    except ClientGone:
-        return
-    finally:
-        note_results(request, finals)
-
-
-def note_results(request: Request, results) -> None:
-    results = list(results)
-    if results:
-        note(
-            request,
-            prompt=sum(r.n_prompt for r in results),
-            cached=sum(r.timings.cache_n for r in results if r.timings),
-            predicted=sum(r.n_decoded for r in results),
-            stop=",".join(r.stop_type for r in results),
-        )
 
 
 # --- tokenizer ---
@@ -174,11 +83,7 @@ async def tokenize(request: Request) -> Response:
     model = _bridge(request).model
     req = native.parse_model(native.TokenizeRequest, await read_json(request))
 
-    def tok(text: str, first: bool) -> list[int]:
-        return model.tokenize(text, add_special=req.add_special and first, parse_special=req.parse_special)
-
-    content = req.content
-    tokens = tok(content, True) if isinstance(content, str) else native.tokenize_mixed(content, tok)
+    tokens = native.tokenize_content(req, model)
     if not req.with_pieces:
         return json_response({"tokens": tokens})
     out = []
@@ -227,8 +132,8 @@ async def props(request: Request) -> Response:
     model = bridge.model
     info = model.info
     try:
-        fmt = formatter(request)
-        template, caps = fmt.source, (fmt.caps.to_dict() if fmt.caps is not None else {})
+        renderer = bridge.renderer
+        template, caps = renderer.source, (renderer.caps.to_dict() if renderer.caps is not None else {})
     except ServerError:  # a template that cannot be used fails the chat routes, not this one
         template, caps = info.chat_template, {}
     out = {
@@ -304,27 +209,10 @@ async def slots(request: Request) -> Response:
         raise NotSupported("This server does not support slots endpoint. Start it with `--slots`")
     bridge = _bridge(request)
     bridge.model
-    out = []
     fail_on_no_slot = request.query_params.get("fail_on_no_slot") in ("1", "true")
-    for s in bridge.scheduler.slots:
-        task = s.task
-        entry: dict[str, Any] = {"id": s.id, "n_ctx": s.n_ctx, "speculative": False, "is_processing": task is not None}
-        if task is not None:
-            entry.update({
-                "id_task": task.id,
-                "n_prompt_tokens": s.n_prompt,
-                "n_prompt_tokens_cache": s.n_cached,
-                "params": native.generation_settings(task, config.model_alias),
-                "next_token": [{
-                    "has_next_token": True,
-                    "has_new_line": s.has_new_line,
-                    "n_remain": task.n_predict - s.n_decoded if task.n_predict >= 0 else -1,
-                    "n_decoded": s.n_decoded,
-                }],
-            })
-        else:
-            entry["n_cached_tokens"] = s.n_past
-        out.append(entry)
+    scheduler = bridge.scheduler
+    states = await asyncio.wrap_future(scheduler.call(scheduler.slot_states))  # a copy taken between two steps
+    out = [native.slot_json(s, config.model_alias) for s in states]
     if fail_on_no_slot and all(e["is_processing"] for e in out):
         raise Unavailable("no slot available")
     return json_response(out)

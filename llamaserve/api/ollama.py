@@ -12,14 +12,14 @@ from starlette.responses import Response, StreamingResponse
 
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error
-from llamaserve.api.native import check_grammar, note, read_json_object, stream_results
-from llamaserve.api.openai import collect, formatter, prepare_chat
+from llamaserve.api.openai import chat_tasks
 from llamaserve.api.openapi import JsonObject, json_body
+from llamaserve.api.requests import collect, note, read_json_object, stream_results
 from llamaserve.api.sse import FirstChunkFirst, json_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
 from llamaserve.errors import InvalidRequest, NotSupported
-from llamaserve.protocol import embeddings, native, ollama, openai
+from llamaserve.protocol import embeddings, ollama, openai
 
 router = APIRouter()
 log = logging.getLogger("llamaserve.ollama")
@@ -65,13 +65,13 @@ async def ps(request: Request) -> Response:
 @router.post("/api/show", openapi_extra=json_body(JsonObject))
 async def show(request: Request) -> Response:
     await read_json_object(request)  # any name: a single-model server answers for its model, as /api/chat does
-    model = request.app.state.bridge.model
-    info = model.info
-    fmt = formatter(request)
+    bridge: EngineBridge = request.app.state.bridge
+    info = bridge.model.info
+    renderer = bridge.renderer
     return json_response({
         "modelfile": f"FROM {info.path}\n",
         "parameters": "",
-        "template": fmt.source,
+        "template": renderer.source,
         "details": _details(request),
         "model_info": {
             "general.architecture": _details(request)["family"],
@@ -92,11 +92,11 @@ async def chat(request: Request) -> Response:
     model = request.app.state.bridge.model
     req, chat_body, notes = ollama.chat_to_openai(body, model.n_ctx_slot)
     _log_notes(request, notes)
-    plan, tasks = prepare_chat(request, chat_body)
+    plan, tasks = chat_tasks(request, chat_body)
     name = req.model or _config(request).model_alias
     if req.stream:
         return _ndjson(_chat_stream(request, tasks, plan, name, t0))
-    finals = await collect(request, request.app.state.bridge, tasks)
+    finals = await collect(request, tasks)
     if finals is None:
         return Response(status_code=499)
     r = finals[0]
@@ -134,20 +134,12 @@ async def generate(request: Request) -> Response:
     req, fields, notes = ollama.generate_to_openai(body, model.n_ctx_slot)
     _log_notes(request, notes)
     name = req.model or _config(request).model_alias
-    context = list(req.context or [])
-    bad = [t for t in context if not model.valid_token(t)]
-    if bad:
-        raise InvalidRequest(f'"context" holds an invalid token id {bad[0]}')
-    if req.raw or not req.prompt and not req.system:
-        plan, tasks = _raw_tasks(request, fields, req.prompt, context)
-    else:
-        plan, tasks = prepare_chat(request, fields)
-        for t in tasks:
-            t.prompt = context + t.prompt
+    plan, tasks = ollama.generate_tasks(req, fields, bridge.tokenizer, bridge.task_defaults(), lambda: bridge.chat)
+    bridge.check(tasks)  # e.g. 501 on an embedding-only server, before the stream starts
     if not req.stream:
-        if not req.prompt and not context:  # Ollama: an empty prompt only loads the model
+        if not req.prompt and not req.context:  # Ollama: an empty prompt only loads the model
             return json_response(ollama.generate_chunk(name, "", done=True, done_reason="load"))
-        finals = await collect(request, bridge, tasks)
+        finals = await collect(request, tasks)
         if finals is None:
             return Response(status_code=499)
         r = finals[0]
@@ -157,34 +149,6 @@ async def generate(request: Request) -> Response:
             context=r.task.prompt + r.tokens, **ollama.stats(r, t0), **_logprobs(plan, r.probs),
         ))
     return _ndjson(_generate_stream(request, tasks, plan, name, t0))
-
-
-def _raw_tasks(request: Request, fields: dict[str, Any], prompt: str, context: list[int]) -> tuple[openai.Plan, list[Task]]:
-    """A raw prompt runs as a native completion: no template."""
-    config = _config(request)
-    model = request.app.state.bridge.model
-    fmt = fields.pop("response_format", None)
-    if fmt is not None:
-        fields["json_schema"] = fmt.get("json_schema", {}).get("schema") or {"type": "object"}
-    fields.pop("chat_template_kwargs", None)
-    logprobs = fields.pop("top_logprobs", 0) if fields.pop("logprobs", False) else None
-    if logprobs is not None:
-        fields["n_probs"] = max(1, logprobs)
-
-    def tokenize(text: str, add_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=True)
-
-    tokens = context + (tokenize(prompt, not context) if prompt else [])
-    if not tokens:
-        tokens = tokenize(" ", True)
-    fields["prompt"] = tokens
-    fields["return_tokens"] = True
-    req = native.parse_request(fields)
-    plan = openai.Plan(native=req, n=1, stream=req.stream, include_usage=False, logprobs=logprobs, model="")
-    tasks = native.build_tasks(req, [tokens], config.sampling, tokenize, model.n_vocab, config.cache_reuse)
-    request.app.state.bridge.check(tasks)  # e.g. 501 on an embedding-only server, before the stream starts
-    check_grammar(model, tasks)
-    return plan, tasks
 
 
 async def _generate_stream(request: Request, tasks: list[Task], plan: openai.Plan, name: str, t0: float) -> AsyncIterator[bytes]:
@@ -249,13 +213,9 @@ async def embed(request: Request) -> Response:
         raise InvalidRequest('"input" is required')
     _, notes = ollama.options_fields(body.get("options"), model.n_ctx_slot)
     _log_notes(request, notes)
-
-    def tokenize(text: str, add_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=True)
-
     fields = {"input": body["input"], **({"dimensions": body["dimensions"]} if "dimensions" in body else {})}
-    req = embeddings.parse_embedding_request(fields, tokenize, model.n_vocab, model.info.n_embd_out, 2, True)
-    results = await collect(request, bridge, embeddings.build_embedding_tasks(req))
+    req = embeddings.parse_embedding_request(fields, model.tokenize, model.n_vocab, model.info.n_embd_out, 2, True)
+    results = await collect(request, embeddings.build_embedding_tasks(req))
     if results is None:
         return Response(status_code=499)
     return json_response({

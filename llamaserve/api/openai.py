@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import ClientGone, EngineBridge
-from llamaserve.api.chat_format import formatter
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import check_grammar, note_results, read_json, stream_results
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
 from llamaserve.config import Config
 from llamaserve.engine import Result, Task
 from llamaserve.protocol import openai
 
 router = APIRouter()
-log = logging.getLogger("llamaserve.chat")
 
 try:
     FINGERPRINT = "llamaserve-" + version("llamaserve")
@@ -30,74 +27,37 @@ except PackageNotFoundError:  # running from a source tree
 DONE = b"data: [DONE]\n\n"
 
 
-def _tokenizer(model):
-    def tokenize(text: str, add_special: bool) -> list[int]:
-        return model.tokenize(text, add_special=add_special, parse_special=True)
-
-    return tokenize
-
-
-def chat_setup(request: Request) -> openai.ChatSetup:
-    state = request.app.state
-    setup = getattr(state, "chat_setup", None)
-    if setup is None:
-        config: Config = state.config
-        fmt = formatter(request)
-        setup = state.chat_setup = openai.ChatSetup(
-            render=fmt.render, format=fmt.format, caps=fmt.caps, prefill_assistant=config.prefill_assistant,
-            template_kwargs=config.chat_template_kwargs, reasoning_format=config.reasoning_format,
-            max_n=config.slots, model_alias=config.model_alias,
-            report=lambda problem: log.warning("tool call left in content: %s", problem),
-            reasoning_budget=config.reasoning_budget, reasoning_budget_message=config.reasoning_budget_message,
-            reasoning_effort=config.reasoning_effort, reasoning_preserve=config.reasoning_preserve,
-            skip_chat_parsing=config.skip_chat_parsing, verbose=config.verbose,
-        )
-    return setup
-
-
-def _plan_chat(request: Request, body: Any, allow_empty: bool = False) -> openai.Plan:
-    return openai.plan_chat(body, chat_setup(request), request.app.state.config.system_prompt, allow_empty)
+def chat_tasks(request: Request, body: Any, allow_empty: bool = False) -> tuple[openai.Plan, list[Task]]:
+    """A chat request (OpenAI-shaped body) as a plan and its tasks, checked by the engine: every chat
+    route's one call (OpenAI, Anthropic, Responses, Ollama). Refusals (e.g. 501 on an embedding-only
+    server, a grammar libllama will not compile) keep their status, even when the caller streams."""
+    bridge: EngineBridge = request.app.state.bridge
+    plan, tasks = openai.chat_tasks(body, bridge.chat, bridge.tokenizer, bridge.task_defaults(), allow_empty)
+    bridge.check(tasks)
+    return plan, tasks
 
 
 @router.post("/apply-template", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def apply_template(request: Request) -> Response:
-    plan = _plan_chat(request, await read_json(request))
+    bridge: EngineBridge = request.app.state.bridge
+    plan = openai.plan_chat(await read_json(request), bridge.chat, request.app.state.config.system_prompt)
     return json_response({"prompt": plan.prompt_text})
-
-
-def prepare_chat(request: Request, body: Any, allow_empty: bool = False) -> tuple[openai.Plan, list[Task]]:
-    """A chat request (OpenAI-shaped body) as a plan and the engine tasks that carry it out."""
-    config: Config = request.app.state.config
-    model = request.app.state.bridge.model
-    plan = _plan_chat(request, body, allow_empty)
-    tokenize = _tokenizer(model)
-    prompt = openai.native.tokenize_prompts(plan.prompt_text, tokenize, model.n_vocab)
-    tasks = openai.build_tasks(plan, prompt, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
-    # refusals (e.g. 501 on an embedding-only server) keep their status, even when the caller streams
-    request.app.state.bridge.check(tasks)
-    check_grammar(model, tasks)
-    special = formatter(request).special_pieces
-    if special:
-        for t in tasks:
-            t.special_pieces = special
-    return plan, tasks
 
 
 @router.post("/v1/chat/completions", openapi_extra=json_body(openai.ChatCompletionRequest))
 @router.post("/chat/completions", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
-    bridge: EngineBridge = request.app.state.bridge
-    plan, tasks = prepare_chat(request, await read_json(request))
+    plan, tasks = chat_tasks(request, await read_json(request))
     env = openai.Envelope(openai.new_id("chatcmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
-        return sse_response(_chat_stream(request, bridge, tasks, openai.ChatChunks(env, plan)))
-    finals = await collect(request, bridge, tasks)
+        return sse_response(_chat_stream(request, tasks, openai.ChatChunks(env, plan)))
+    finals = await collect(request, tasks)
     if finals is None:
         return Response(status_code=499)
     return json_response(openai.chat_response(env, finals, plan))
 
 
-async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.ChatChunks) -> AsyncIterator[bytes]:
+async def _chat_stream(request: Request, tasks: list[Task], chunks: openai.ChatChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
     async for r in await stream_results(request, tasks, finals):
         if r.error is not None:
@@ -116,25 +76,20 @@ async def _chat_stream(request: Request, bridge: EngineBridge, tasks: list[Task]
 async def completions(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
     config: Config = request.app.state.config
-    model = bridge.model
-    plan = openai.plan_completions(await read_json(request), max_n=config.slots, model_alias=config.model_alias,
-                                   verbose=config.verbose)
-    tokenize = _tokenizer(model)
-    prompts = openai.native.tokenize_prompts(plan.native.prompt, tokenize, model.n_vocab)
-    tasks = openai.build_tasks(plan, prompts, config.sampling, tokenize, model.n_vocab, config.cache_reuse)
+    bridge.model  # 503 while loading, before the body is read
+    plan, tasks, texts = openai.completions_tasks(await read_json(request), bridge.tokenizer, bridge.task_defaults(),
+                                                  max_n=config.slots, model_alias=config.model_alias, verbose=config.verbose)
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
-    check_grammar(model, tasks)
-    texts = [model.detokenize(p, special=True) for p in prompts] if plan.echo or plan.verbose else []
     env = openai.Envelope(openai.new_id("cmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
-        return sse_response(_completions_stream(request, bridge, tasks, openai.CompletionChunks(env, plan, texts)))
-    finals = await collect(request, bridge, tasks)
+        return sse_response(_completions_stream(request, tasks, openai.CompletionChunks(env, plan, texts)))
+    finals = await collect(request, tasks)
     if finals is None:
         return Response(status_code=499)
     return json_response(openai.completions_response(env, finals, plan, texts))
 
 
-async def _completions_stream(request: Request, bridge: EngineBridge, tasks: list[Task], chunks: openai.CompletionChunks) -> AsyncIterator[bytes]:
+async def _completions_stream(request: Request, tasks: list[Task], chunks: openai.CompletionChunks) -> AsyncIterator[bytes]:
     finals: list[Result] = []
     async for r in await stream_results(request, tasks, finals):
         if r.error is not None:
@@ -149,13 +104,3 @@ async def _completions_stream(request: Request, bridge: EngineBridge, tasks: lis
     if chunks.plan.include_usage:
         yield sse_data(chunks.usage(sorted(finals, key=lambda r: r.task.index)))
     yield DONE
-
-
-async def collect(request: Request, bridge: EngineBridge, tasks: list[Task]) -> list[Result] | None:
-    """Final results in index order, or None when the client went away."""
-    try:
-        finals = await bridge.collect(request, tasks)
-    except ClientGone:
-        return None
-    note_results(request, finals)
-    return finals

@@ -7,11 +7,10 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
-from llamaserve.api.native import read_json, stream_results
 from llamaserve.api.openapi import json_body
-from llamaserve.api.openai import collect, prepare_chat
+from llamaserve.api.openai import chat_tasks
+from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
 from llamaserve.protocol import openai, responses
@@ -22,20 +21,19 @@ router = APIRouter()
 @router.post("/v1/responses", openapi_extra=json_body(responses.ResponsesRequest))
 @router.post("/responses", openapi_extra=json_body(responses.ResponsesRequest))
 async def create_response(request: Request) -> Response:
-    bridge: EngineBridge = request.app.state.bridge
     req, chat = responses.to_chat_request(await read_json(request))
-    plan, tasks = prepare_chat(request, chat)
+    plan, tasks = chat_tasks(request, chat)
     builder = responses.ResponseBuilder(req, plan.model)
     if plan.stream:
-        return sse_response(_stream(request, bridge, tasks, plan, responses.ResponseEvents(builder)))
-    finals = await collect(request, bridge, tasks)
+        return sse_response(_stream(request, tasks, plan, responses.ResponseEvents(builder)))
+    finals = await collect(request, tasks)
     if finals is None:
         return Response(status_code=499)
     r = finals[0]
     return json_response(builder.complete(r, openai.parse_message(plan, r.text)))
 
 
-async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], plan: openai.Plan,
+async def _stream(request: Request, tasks: list[Task], plan: openai.Plan,
                   events: responses.ResponseEvents) -> AsyncIterator[bytes]:
     results = await stream_results(request, tasks, [])  # a refusal or a first error raises here, before any event
     for e in events.start():
@@ -64,12 +62,12 @@ async def _stream(request: Request, bridge: EngineBridge, tasks: list[Task], pla
 @router.post("/responses/input_tokens", openapi_extra=json_body(responses.InputTokensRequest))
 async def response_input_tokens(request: Request) -> Response:
     _, chat = responses.to_chat_request(await read_json(request), count_only=True)
-    _, tasks = prepare_chat(request, chat)
+    _, tasks = chat_tasks(request, chat)
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})
 
 
 @router.post("/v1/chat/completions/input_tokens", openapi_extra=json_body(openai.ChatCompletionRequest))
 @router.post("/chat/completions/input_tokens", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def chat_input_tokens(request: Request) -> Response:
-    _, tasks = prepare_chat(request, await read_json(request))
+    _, tasks = chat_tasks(request, await read_json(request))
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})

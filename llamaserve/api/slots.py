@@ -13,8 +13,8 @@ import re
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.native import note, read_json
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import note, read_json
 from llamaserve.api.sse import json_response
 from llamaserve.engine import slot_files
 from llamaserve.errors import InvalidRequest, NotSupported

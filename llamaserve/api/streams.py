@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response, StreamingResponse
 
-from llamaserve.api.native import read_json
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import read_json
 from llamaserve.api.sse import SSE_HEADERS, json_response
 from llamaserve.api.stream_sessions import StreamSession, StreamSessions
 from llamaserve.errors import InvalidRequest, NotFound

@@ -33,7 +33,9 @@ from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
 from llamaserve.engine.slot import Slot, common_prefix
 from llamaserve.engine.stats import EngineStats
 from llamaserve.engine.text_stream import TextStream
-from llamaserve.engine.types import COMPLETION, EMBEDDING, RERANK, TASK_KINDS, PromptProgress, Result, Task, Timings
+from llamaserve.engine.types import (
+    COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Occupancy, PromptProgress, Result, SlotState, Task, Timings,
+)
 from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, ServerError, Unavailable
 
 log = logging.getLogger("llamaserve.engine")
@@ -69,6 +71,9 @@ class Scheduler:
         self.lora_scales: Scales = ()  # LoRA scales of requests that name none (POST /lora-adapters)
         self._lora_last: Scales = ()  # the scales of the last slots decoded (round robin between settings)
         self.stats = EngineStats()
+        # Called on the scheduler thread with the loaded model, before `ready` is set (the HTTP side builds
+        # what it derives from the model, such as the chat renderer, there: once, before any request).
+        self.on_ready: Callable[[Model], None] | None = None
 
     # --- called from other threads ---
 
@@ -122,6 +127,19 @@ class Scheduler:
     def queued(self) -> int:
         return len(self._waiting) + len(self._incoming)
 
+    def occupancy(self) -> Occupancy:
+        """Busy and free slots and waiting tasks, now (from any thread; see Occupancy)."""
+        busy = sum(1 for s in self.slots if s.busy)
+        return Occupancy(busy=busy, free=len(self.slots) - busy, queued=self.queued)
+
+    def slot_states(self) -> list[SlotState]:
+        """Each slot's state. Call it on the scheduler thread, through call(), for a consistent copy."""
+        return [
+            SlotState(id=s.id, n_ctx=s.n_ctx, busy=s.busy, task=s.task, n_prompt=s.n_prompt, n_cached=s.n_cached,
+                      n_decoded=s.n_decoded, n_past=s.n_past, has_new_line=s.has_new_line)
+            for s in self.slots
+        ]
+
     @property
     def lora_adapters(self) -> list[LoraAdapter]:
         return self.model.lora.adapters
@@ -156,6 +174,8 @@ class Scheduler:
             self.prompt_chunk = self.config.prompt_chunk or self.model.default_prompt_chunk()
             lora = self.model.lora
             self.lora_scales = lora.scales({}) if self.config.lora_init_without_apply else lora.initial
+            if self.on_ready is not None:
+                self.on_ready(self.model)
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
             self.load_error = exc
             log.error("model load failed: %s", exc)

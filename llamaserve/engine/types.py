@@ -192,3 +192,28 @@ class Task:
     def cancel(self) -> None:
         # A plain attribute write is atomic under the GIL; the scheduler polls it each step.
         self.cancelled = True
+
+
+@dataclass(frozen=True)
+class SlotState:
+    """What one slot is doing, copied on the scheduler thread (Scheduler.slot_states): no live engine object."""
+
+    id: int
+    n_ctx: int
+    busy: bool
+    task: Task | None  # the task it serves (its params are read, never changed)
+    n_prompt: int  # the task's prompt tokens
+    n_cached: int  # of them, reused from the cache
+    n_decoded: int  # tokens generated so far
+    n_past: int  # tokens in the slot's KV sequence
+    has_new_line: bool  # the generated text holds a newline
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Slots in use and tasks waiting for one, read without stopping the scheduler (a soft snapshot:
+    the counters may move while it is taken)."""
+
+    busy: int
+    free: int
+    queued: int

@@ -1,24 +1,48 @@
 """llama.cpp's native completion format: request JSON → Tasks, Results → response JSON.
 
-Pure translation: tokenization is passed in as a function, nothing here does I/O.
+Pure translation: tokenization is passed in (a Tokenizer, the engine's model in the server), nothing
+here does I/O.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Annotated, Any, Callable, TypeVar, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Protocol, TypeVar, Union
 
 from pydantic import (
     BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, WithJsonSchema,
 )
 
 from llamaserve.config import SamplingDefaults
-from llamaserve.engine.types import DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb
+from llamaserve.engine.types import (
+    DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, SlotState, Task, TokenProb,
+)
 from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.protocol.constraints import request_grammar, schema_grammar
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
+
+
+class Tokenizer(Protocol):
+    """Text ⇄ tokens of the loaded model (the engine's Model has this shape)."""
+
+    n_vocab: int
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> str: ...
+
+
+@dataclass(frozen=True)
+class TaskDefaults:
+    """The server's side of every task: sampling defaults (-r / POST /props change them between
+    requests), --cache-reuse, and the default system message (POST /props) of chat requests."""
+
+    sampling: SamplingDefaults
+    cache_reuse: int = 0
+    system_prompt: str = ""
 M = TypeVar("M", bound=BaseModel)
 
 SAMPLER_NAMES = {
@@ -285,6 +309,15 @@ def tokenize_mixed(items: list, tokenize: Tokenize) -> list[int]:
     return out
 
 
+def tokenize_content(req: TokenizeRequest, tokenizer: Tokenizer) -> list[int]:
+    """A /tokenize request's content as tokens: special tokens added (when asked) before the first piece only."""
+    def tokenize(text: str, first: bool) -> list[int]:
+        return tokenizer.tokenize(text, add_special=req.add_special and first, parse_special=req.parse_special)
+
+    content = req.content
+    return tokenize(content, True) if isinstance(content, str) else tokenize_mixed(content, tokenize)
+
+
 # --- sampling ---
 
 def parse_samplers(value: list[str] | str | None) -> list[str]:
@@ -376,6 +409,13 @@ def build_tasks(
         )
         for i, tokens in enumerate(prompts)
     ]
+
+
+def completion_tasks(req: CompletionRequest, tokenizer: Tokenizer, defaults: TaskDefaults) -> list[Task]:
+    """A parsed /completion request (also /infill's, its prompt the FIM tokens) as engine tasks."""
+    tokenize = tokenizer.tokenize  # (text, add_special), special tokens parsed
+    prompts = tokenize_prompts(req.prompt, tokenize, tokenizer.n_vocab)
+    return build_tasks(req, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse)
 
 
 def sampling_params(req: CompletionRequest, defaults: SamplingDefaults, tokenize: Tokenize, n_vocab: int) -> SamplingParams:
@@ -504,6 +544,29 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "lora": _task_lora(task),
         "model": model_alias,
     }
+
+
+def slot_json(s: SlotState, model_alias: str) -> dict[str, Any]:
+    """One slot in GET /slots, llama-server's shape: what its task asked for and how far it got, or
+    how many tokens an idle slot keeps cached."""
+    task = s.task
+    entry: dict[str, Any] = {"id": s.id, "n_ctx": s.n_ctx, "speculative": False, "is_processing": task is not None}
+    if task is not None:
+        entry.update({
+            "id_task": task.id,
+            "n_prompt_tokens": s.n_prompt,
+            "n_prompt_tokens_cache": s.n_cached,
+            "params": generation_settings(task, model_alias),
+            "next_token": [{
+                "has_next_token": True,
+                "has_new_line": s.has_new_line,
+                "n_remain": task.n_predict - s.n_decoded if task.n_predict >= 0 else -1,
+                "n_decoded": s.n_decoded,
+            }],
+        })
+    else:
+        entry["n_cached_tokens"] = s.n_past
+    return entry
 
 
 def _task_lora(task: Task) -> list[dict[str, Any]]:

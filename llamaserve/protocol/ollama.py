@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from llamaserve.engine.types import Result, TokenProb
+from llamaserve.engine.types import Result, Task, TokenProb
 from llamaserve.errors import InvalidRequest
+from llamaserve.protocol import native, openai
+from llamaserve.protocol.native import TaskDefaults, Tokenizer
 from llamaserve.protocol.openai import validate_model
 
 VERSION = "0.12.0"  # the Ollama API level these routes follow; clients check it
@@ -173,6 +175,45 @@ def generate_to_openai(body: Any, n_ctx: int) -> tuple[GenerateRequest, dict[str
         if "n_predict" in fields:
             fields["max_tokens"] = fields.pop("n_predict")
     return req, fields, notes
+
+
+def generate_tasks(req: GenerateRequest, fields: dict[str, Any], tokenizer: Tokenizer, defaults: TaskDefaults,
+                   chat_setup: Callable[[], openai.ChatSetup]) -> tuple[openai.Plan, list[Task]]:
+    """A generate request (as generate_to_openai made it) as a plan and tasks: the chat path for a templated
+    prompt, its tokens after the request's "context"; a native completion for a raw one. chat_setup is asked
+    for only when the prompt is templated (a raw prompt runs even where the template cannot be used)."""
+    context = list(req.context or [])
+    bad = [t for t in context if not 0 <= t < tokenizer.n_vocab]
+    if bad:
+        raise InvalidRequest(f'"context" holds an invalid token id {bad[0]}')
+    if req.raw or not req.prompt and not req.system:
+        return _raw_tasks(fields, req.prompt, context, tokenizer, defaults)
+    plan, tasks = openai.chat_tasks(fields, chat_setup(), tokenizer, defaults)
+    for t in tasks:
+        t.prompt = context + t.prompt
+    return plan, tasks
+
+
+def _raw_tasks(fields: dict[str, Any], prompt: str, context: list[int], tokenizer: Tokenizer,
+               defaults: TaskDefaults) -> tuple[openai.Plan, list[Task]]:
+    """A raw prompt runs as a native completion: no template."""
+    fmt = fields.pop("response_format", None)
+    if fmt is not None:
+        fields["json_schema"] = fmt.get("json_schema", {}).get("schema") or {"type": "object"}
+    fields.pop("chat_template_kwargs", None)
+    logprobs = fields.pop("top_logprobs", 0) if fields.pop("logprobs", False) else None
+    if logprobs is not None:
+        fields["n_probs"] = max(1, logprobs)
+    tokenize = tokenizer.tokenize
+    tokens = context + (tokenize(prompt, not context) if prompt else [])
+    if not tokens:
+        tokens = tokenize(" ", True)
+    fields["prompt"] = tokens
+    fields["return_tokens"] = True
+    req = native.parse_request(fields)
+    plan = openai.Plan(native=req, n=1, stream=req.stream, include_usage=False, logprobs=logprobs, model="")
+    tasks = native.build_tasks(req, [tokens], defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse)
+    return plan, tasks
 
 
 # --- responses ---

@@ -10,8 +10,8 @@ import httpx
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from llamaserve.api.native import read_json
 from llamaserve.api.openapi import json_body
+from llamaserve.api.requests import read_json
 from llamaserve.api.sse import json_response
 from llamaserve.api.streams import StreamLookupRequest, conversation_param, requested_ids
 from llamaserve.errors import NotFound, Unavailable

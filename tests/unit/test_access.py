@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from llamaserve.api import errors
 from llamaserve.api.access import PUBLIC_ROUTES, AccessControl, AccessPolicy
 from llamaserve.api.limits import BodyLimit, check_n, check_n_probs, check_queue
+from llamaserve.engine import Occupancy
 from llamaserve.config import Config
 from llamaserve.errors import InvalidRequest, ServerError, Unavailable
 
@@ -185,13 +186,7 @@ def test_limit_checks():
     with pytest.raises(InvalidRequest, match="--max-n-probs"):
         check_n_probs(cfg, 6, field="top_logprobs")
 
-    class Slot:
-        def __init__(self, busy):
-            self.busy = busy
-
-    class Sched:
-        slots = [Slot(True), Slot(False)]
-        queued = 1
+    Sched = Occupancy(busy=1, free=1, queued=1)  # one of two slots busy, one task waiting
 
     check_queue(cfg, Sched, 2)  # 1 + 2 - 1 free = 2 waiting: at the limit
     with pytest.raises(Unavailable, match="--max-queue"):

@@ -1,18 +1,18 @@
 """Which chat template turns messages into a prompt: jinja (the model's, or --chat-template) or libllama's built-ins.
 
-Decided once per server, when the model is loaded; `render` is then what
-protocol code receives as its `Render` function.
+Built once per server, when the model is loaded (api/bridge.py); its `render` is then what the
+protocol's chat planning receives as its `Render` function. libllama's built-in formats come in as
+`BuiltinTemplates` (the engine's), so this module stays free of the engine.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from llamaserve.chat import ChatTemplate, TemplateError
 from llamaserve.chat.formats import detect_format
-from llamaserve.config import Config
-from llamaserve.engine.chat_builtin import apply_builtin_template, builtin_template_names
 from llamaserve.errors import InvalidRequest, ServerError
 
 log = logging.getLogger("llamaserve.chat")
@@ -26,27 +26,30 @@ CHATML_SOURCE = (
 )
 
 
-def formatter(request) -> "ChatFormatter":
-    """The server's chat formatter (a Starlette request's app), built once the model is loaded."""
-    state = request.app.state
-    fmt = getattr(state, "chat_formatter", None)
-    if fmt is None:
-        fmt = state.chat_formatter = ChatFormatter(state.config, state.bridge.model)
-    return fmt
+@dataclass(frozen=True)
+class BuiltinTemplates:
+    """libllama's built-in chat formats: their names, and (template, [(role, content)], add_assistant) -> text,
+    raising ValueError for a template libllama does not know."""
+
+    names: tuple[str, ...]
+    apply: Callable[[str, list[tuple[str, str]], bool], str]
 
 
-class ChatFormatter:
-    def __init__(self, config: Config, model):
+class ChatRenderer:
+    """The server's prompt renderer. model: the loaded model (its info, tokenize and piece)."""
+
+    def __init__(self, model, builtins: BuiltinTemplates, chat_template: str = "", use_jinja: bool = True):
         info = model.info
+        self.apply_builtin = builtins.apply
         self.bos_token = _token_text(model, info.bos)
         self.eos_token = _token_text(model, info.eos)
         self.strip_bos = info.add_bos  # libllama adds BOS itself when tokenizing
-        source = config.chat_template or info.chat_template
+        source = chat_template or info.chat_template
         self.builtin: str | None = None
         self.template: ChatTemplate | None = None
-        if source in builtin_template_names() and source != "chatml":
+        if source in builtins.names and source != "chatml":
             self.builtin = source
-        elif not config.use_jinja:
+        elif not use_jinja:
             self.builtin = source or "chatml"
         else:
             try:
@@ -56,7 +59,7 @@ class ChatFormatter:
         self.source = source or ("chatml" if self.builtin else CHATML_SOURCE)
         if self.builtin is not None:
             try:
-                apply_builtin_template(self.builtin, [("user", "test")], True)
+                self.apply_builtin(self.builtin, [("user", "test")], True)
             except ValueError as exc:
                 raise ServerError(f"chat template: {exc}") from None
         self.format = detect_format(self.template.source if self.template is not None else "")
@@ -80,7 +83,7 @@ class ChatFormatter:
                 raise InvalidRequest("tools param requires --jinja flag")
             pairs = [(m["role"], m.get("content") or "") for m in messages]
             try:
-                text = apply_builtin_template(self.builtin, pairs, add_generation_prompt)
+                text = self.apply_builtin(self.builtin, pairs, add_generation_prompt)
             except ValueError as exc:
                 raise InvalidRequest(str(exc)) from None
             if continue_final:  # cut the closing markers after the final message's text
