@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import socket
@@ -41,6 +42,12 @@ def shared_model(name: str) -> str:
     return str(SHARED_MODELS / name)
 
 
+def reference_numbers(section: str):
+    """One section of shared/models/reference.json: the reference numbers of the shared models."""
+    with open(shared_model("reference.json")) as fh:
+        return json.load(fh)[section]
+
+
 # For the servers that take many requests: one compute thread. On a machine whose cores are
 # oversubscribed (CI runners, parallel test sessions) ggml's worker threads wait on each other and
 # a decode step can take 100x longer with -t 2 than with -t 1.
@@ -60,8 +67,9 @@ class LiveServer:
     log_path: str
     verify: ssl.SSLContext | bool = True  # trusts the certificate of an HTTPS server
 
-    def client(self, **kw) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 120), verify=self.verify, **kw)
+    def client(self, prefix: str = "", **kw) -> httpx.Client:
+        """An httpx client of this server (of its routes under `prefix`, an --api-prefix)."""
+        return httpx.Client(base_url=self.url + prefix, timeout=kw.pop("timeout", 120), verify=self.verify, **kw)
 
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as fh:
@@ -92,28 +100,39 @@ def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False,
     cert = args[args.index("--ssl-cert-file") + 1] if "--ssl-cert-file" in args else None
     verify = ssl.create_default_context(cafile=cert) if cert else True
     server = LiveServer(proc, f"{'https' if cert else 'http'}://127.0.0.1:{port}", log_path, verify)
-    if wait:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{server.log()}")
-            try:
-                if httpx.get(server.url + "/health", timeout=1, verify=server.verify).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        server.stop()
-        raise RuntimeError(f"server did not become healthy:\n{server.log()}")
-    return server
+    return wait_healthy(server, "/health", timeout=60) if wait else server
+
+
+def wait_healthy(srv: LiveServer, path: str = "/health", timeout: float = 90) -> LiveServer:
+    """Wait until `path` (/health, or a prefixed one) answers 200; stops the server if it never does."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if srv.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {srv.proc.returncode}:\n{srv.log()}")
+        try:
+            if httpx.get(srv.url + path, timeout=1, verify=srv.verify).status_code == 200:
+                return srv
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    srv.stop()
+    raise RuntimeError(f"server did not become healthy:\n{srv.log()}")
+
+
+def serve(request, where: str | os.PathLike, *args: str, **kw) -> LiveServer:
+    """The server factory of the test fixtures: start_server(folder, *args, **kw), stopped when the fixture
+    that asked for it (`request`, the fixture's own request, of any scope) is torn down. `where` names a
+    fresh temporary folder (tmp_path_factory.mktemp), or is a folder the fixture made itself."""
+    tmp = request.getfixturevalue("tmp_path_factory").mktemp(where) if isinstance(where, str) else where
+    srv = start_server(tmp, *args, **kw)
+    request.addfinalizer(srv.stop)
+    return srv
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def server(request):
     """The main test server: 4 slots, 2048 tokens each."""
-    srv = start_server(tmp_path_factory.mktemp("srv"), "-np", "4", "-c", "8192")
-    yield srv
-    srv.stop()
+    return serve(request, "srv", "-np", "4", "-c", "8192")
 
 
 @pytest.fixture(scope="session")
@@ -126,25 +145,21 @@ def derived_models(tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def small_server(tmp_path_factory):
+def small_server(request):
     """One slot of 256 tokens, /slots disabled: context limits and disabled endpoints."""
-    srv = start_server(tmp_path_factory.mktemp("small"), "-np", "1", "-c", "256", "--no-slots", "-a", "tiny", "--cache-reuse", "8")
-    yield srv
-    srv.stop()
+    return serve(request, "small", "-np", "1", "-c", "256", "--no-slots", "-a", "tiny", "--cache-reuse", "8")
 
 
 @pytest.fixture(scope="session")
-def capped_server(tmp_path_factory):
+def capped_server(request, tmp_path_factory):
     """Four slots, every generation capped at 4 tokens (--max-predict 4): for the hostile corpus and schemathesis,
     whose valid bodies may ask for any n_predict. Every optional route is on (slot files, metrics,
     POST /props: tests that need the defaults reset them with POST /props first)."""
     tmp = tmp_path_factory.mktemp("capped")
     slot_dir = tmp / "slot-files"
     slot_dir.mkdir()
-    srv = start_server(tmp, "-np", "4", "-c", "2048", "-n", "4", "--max-predict", "4", "--slot-save-path", str(slot_dir), "--metrics",
-                       "--props", *ONE_THREAD)
-    yield srv
-    srv.stop()
+    return serve(request, tmp, "-np", "4", "-c", "2048", "-n", "4", "--max-predict", "4", "--slot-save-path", str(slot_dir),
+                 "--metrics", "--props", *ONE_THREAD)
 
 
 @pytest.fixture()

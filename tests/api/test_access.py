@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import app_routes, fill_path, start_server
+from tests.conftest import app_routes, fill_path, serve
 
 KEY = "sk-live-7f3a9c"
 FILE_KEY = "sk-from-file-42"
@@ -14,13 +14,11 @@ SECRET_PROMPT = "zebra quartz lantern"
 
 
 @pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory):
+def keyed_server(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keyed")
     keyfile = tmp / "keys.txt"
     keyfile.write_text(f"# one key per line\n{FILE_KEY}\n")
-    srv = start_server(tmp, "-np", "1", "-c", "512", "--api-key", KEY, "--api-key-file", str(keyfile))
-    yield srv
-    srv.stop()
+    return serve(request, tmp, "-np", "1", "-c", "512", "--api-key", KEY, "--api-key-file", str(keyfile))
 
 
 def unauthorized(path: str) -> dict:

@@ -14,34 +14,26 @@ import numpy as np
 import pytest
 from openai import OpenAI
 
-from tests.api.test_errors import assert_error
-from tests.conftest import shared_model, start_server
+from tests.conftest import reference_numbers, serve, shared_model
+from tests.helpers import assert_error, cosine
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with open(shared_model("reference.json")) as fh:
-        return json.load(fh)["embedding"]
+    return reference_numbers("embedding")
 
 
 @pytest.fixture(scope="module")
-def embed_server(tmp_path_factory):
+def embed_server(request):
     # 3 slots with mean pooling: libllama would abort on n_ubatch 512; the server must pick a valid size
-    srv = start_server(tmp_path_factory.mktemp("embed"), "-m", shared_model("all-MiniLM-L6-v2.f16.gguf"),
-                       "--embedding", "-np", "3", "-a", "minilm")
-    yield srv
-    srv.stop()
+    return serve(request, "embed", "-m", shared_model("all-MiniLM-L6-v2.f16.gguf"),
+                 "--embedding", "-np", "3", "-a", "minilm")
 
 
 @pytest.fixture(scope="module")
 def ec(embed_server):
     with embed_server.client() as c:
         yield c
-
-
-def cosine(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 
 def test_openai_sdk_float_and_base64(embed_server, reference):
@@ -152,11 +144,9 @@ def test_other_modes_are_not_supported(ec):
 
 
 @pytest.fixture(scope="module")
-def tokens_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("embed-none"), "-m", shared_model("all-MiniLM-L6-v2.f16.gguf"),
-                       "--embedding", "--pooling", "none", "-np", "2")
-    yield srv
-    srv.stop()
+def tokens_server(request):
+    return serve(request, "embed-none", "-m", shared_model("all-MiniLM-L6-v2.f16.gguf"),
+                 "--embedding", "--pooling", "none", "-np", "2")
 
 
 def test_pooling_none_gives_one_unnormalised_vector_per_token(tokens_server, reference):

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-
-def assert_error(r, status: int, type_: str, fragment: str = ""):
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == status and err["type"] == type_
-    assert fragment.lower() in err["message"].lower()
-    return err
+from tests.helpers import assert_error
 
 
 @pytest.mark.parametrize("raw", [b"{bad json", b"", b"[1, 2", b"\xff\xfe"])

@@ -17,50 +17,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import MODEL, ONE_THREAD, LiveServer, free_port, start_server
+from tests.conftest import MODEL, ONE_THREAD, LiveServer, free_port, serve, start_server, wait_healthy
+from tests.helpers import names, raw, spelled_like_llama_server
 
 PREFIX = "/llama"
 UI_CONFIG = {"theme": "dark", "showTokensPerSecond": True}
-
-
-def wait_healthy(srv: LiveServer, path: str, timeout: float = 90) -> LiveServer:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if srv.proc.poll() is not None:
-            raise RuntimeError(f"server exited with {srv.proc.returncode}:\n{srv.log()}")
-        try:
-            if httpx.get(srv.url + path, timeout=1).status_code == 200:
-                return srv
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    srv.stop()
-    raise RuntimeError(f"server did not become healthy:\n{srv.log()}")
-
-
-def raw(srv: LiveServer, method: str, path: str, headers: dict | None = None, body: bytes = b"") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """One request on a plain socket: (status, header lines as sent, body bytes as sent, chunk framing included)."""
-    url = urlsplit(srv.url)
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {url.hostname}:{url.port}", "Connection: close"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    if body:
-        lines.append(f"Content-Length: {len(body)}")
-    with socket.create_connection((url.hostname, url.port), timeout=120) as s:
-        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.split(b"\r\n")
-    return int(status_line.split()[1]), [tuple(h.split(b": ", 1)) for h in header_lines], rest
-
-
-def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
-    return [k for k, _ in headers]
-
-
-def spelled_like_llama_server(name: bytes) -> bool:
-    return all(word[:1].isupper() for word in name.split(b"-")) and name != name.lower()
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +30,18 @@ def prompts_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory, prompts_dir):
+def srv(request, prompts_dir):
     """Prefixed, with web UI settings, tags, an option without effect, a repeated option (-t: start_server
     gives one), metrics, the prompts log and one-second pings."""
-    s = start_server(tmp_path_factory.mktemp("flags"), "--api-prefix", PREFIX, "--ui-config", json.dumps(UI_CONFIG),
-                     "--tags", "b, a,b", "--defrag-thold", "0.1", "-np", "1", "-c", "4096", "--metrics",
-                     "--log-prompts-dir", str(prompts_dir), "--sse-ping-interval", "1", *ONE_THREAD, wait=False)
-    wait_healthy(s, PREFIX + "/health")
-    yield s
-    s.stop()
+    s = serve(request, "flags", "--api-prefix", PREFIX, "--ui-config", json.dumps(UI_CONFIG),
+              "--tags", "b, a,b", "--defrag-thold", "0.1", "-np", "1", "-c", "4096", "--metrics",
+              "--log-prompts-dir", str(prompts_dir), "--sse-ping-interval", "1", *ONE_THREAD, wait=False)
+    return wait_healthy(s, PREFIX + "/health")
 
 
 @pytest.fixture()
 def c(srv):
-    with httpx.Client(base_url=srv.url + PREFIX, timeout=120) as client:
+    with srv.client(PREFIX) as client:
         yield client
 
 
@@ -258,11 +217,9 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def static_srv(tmp_path_factory, site):
-    s = start_server(tmp_path_factory.mktemp("static"), "--path", str(site), "--api-key", "sk-test", "-np", "1",
-                     "-c", "512", *ONE_THREAD)
-    yield s
-    s.stop()
+def static_srv(request, site):
+    return serve(request, "static", "--path", str(site), "--api-key", "sk-test", "-np", "1",
+                 "-c", "512", *ONE_THREAD)
 
 
 def test_path_serves_the_directory_instead_of_the_built_in_ui(static_srv):

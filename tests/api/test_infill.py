@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.conftest import start_server
+from tests.conftest import serve
+from tests.helpers import assert_error
 
 # the control tokens derive_smollm2.py names as FIM tokens
 PRE, SUF, MID, REP, SEP = "<issue_start>", "<issue_comment>", "<issue_closed>", "<repo_name>", "<file_sep>"
@@ -23,13 +23,11 @@ BODY = {
 
 
 @pytest.fixture(scope="module")
-def fim(derived_models, tmp_path_factory):
+def fim(derived_models, request):
     # -b 512 leaves n_ctx - n_batch tokens of room for the extra context (llama-server's budget)
-    srv = start_server(tmp_path_factory.mktemp("fim"), "-m", str(derived_models / "SmolLM2-135M-Instruct-fim.Q4_1.gguf"),
-                       "-np", "2", "-c", "4096", "-b", "512")
-    with srv.client() as c:
+    with serve(request, "fim", "-m", str(derived_models / "SmolLM2-135M-Instruct-fim.Q4_1.gguf"),
+               "-np", "2", "-c", "4096", "-b", "512").client() as c:
         yield c
-    srv.stop()
 
 
 def test_infill_builds_the_repo_level_fim_prompt(fim):

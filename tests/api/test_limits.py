@@ -7,17 +7,14 @@ import json
 
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.api.test_server_routes import wait_idle
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import assert_error, wait_idle
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("limited"), "-np", "1", "-c", "512", "--max-queue", "2",
-                       "--max-prompts", "4", "--max-n-probs", "5", "--max-body-size", "64K", *ONE_THREAD)
-    yield srv
-    srv.stop()
+def limited(request):
+    return serve(request, "limited", "-np", "1", "-c", "512", "--max-queue", "2",
+                 "--max-prompts", "4", "--max-n-probs", "5", "--max-body-size", "64K", *ONE_THREAD)
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import MODEL, ONE_THREAD, shared_model, start_server
+from tests.conftest import MODEL, ONE_THREAD, serve, shared_model, start_server
 
 PROMPT = "The capital of France is"
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -22,11 +22,9 @@ def lora_path():
 
 
 @pytest.fixture(scope="module")
-def lora_server(tmp_path_factory, lora_path):
-    srv = start_server(tmp_path_factory.mktemp("lora"), "-np", "2", "-c", "1024", "--lora", lora_path, *ONE_THREAD,
-                       "--context-shift")  # so that an endless request runs until its client leaves
-    yield srv
-    srv.stop()
+def lora_server(request, lora_path):
+    return serve(request, "lora", "-np", "2", "-c", "1024", "--lora", lora_path, *ONE_THREAD,
+                 "--context-shift")  # so that an endless request runs until its client leaves
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import assert_error
 
 COUNTERS = [
     "llamacpp:prompt_tokens_total", "llamacpp:prompt_tokens_cached_total", "llamacpp:prompt_seconds_total",
@@ -24,11 +24,9 @@ GAUGES = [
 
 
 @pytest.fixture(scope="module")
-def metrics_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("metrics"), "-np", "2", "-c", "1024", "--metrics", *ONE_THREAD,
-                       "--context-shift")  # so that an endless request runs until its client leaves
-    yield srv
-    srv.stop()
+def metrics_server(request):
+    return serve(request, "metrics", "-np", "2", "-c", "1024", "--metrics", *ONE_THREAD,
+                 "--context-shift")  # so that an endless request runs until its client leaves
 
 
 @pytest.fixture()

@@ -8,18 +8,16 @@ import json
 
 import pytest
 
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
 
 N_BATCH = 32
 TEXT = "the quick brown fox jumps over the lazy dog " * 8  # about 80 tokens: three steps of 32
 
 
 @pytest.fixture(scope="module")
-def c(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("progress"), "-np", "1", "-c", "1024", "-b", str(N_BATCH), *ONE_THREAD)
-    with srv.client() as client:
+def c(request):
+    with serve(request, "progress", "-np", "1", "-c", "1024", "-b", str(N_BATCH), *ONE_THREAD).client() as client:
         yield client
-    srv.stop()
 
 
 def sse(c, path, body) -> list[dict]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import assert_error
 
 LLAMA_SERVER_KEYS = {
     "default_generation_settings", "total_slots", "model_alias", "model_ftype", "model_path", "modalities",
@@ -26,11 +26,9 @@ CHAT = {"messages": [{"role": "user", "content": "Hi"}]}
 
 
 @pytest.fixture(scope="module")
-def props_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("props"), "-np", "2", "-c", "1024", "--props", "-s", "42",
-                       "--temp", "0.5", *ONE_THREAD)
-    yield srv
-    srv.stop()
+def props_server(request):
+    return serve(request, "props", "-np", "2", "-c", "1024", "--props", "-s", "42",
+                 "--temp", "0.5", *ONE_THREAD)
 
 
 @pytest.fixture()

@@ -9,25 +9,22 @@ import json
 
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.conftest import shared_model, start_server
+from tests.conftest import reference_numbers, serve, shared_model
+from tests.helpers import assert_error
 
 ALIASES = ("/rerank", "/reranking", "/v1/rerank", "/v1/reranking")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with open(shared_model("reference.json")) as fh:
-        return json.load(fh)["rerank"]
+    return reference_numbers("rerank")
 
 
 @pytest.fixture(scope="module")
-def rc(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("rerank"), "-m", shared_model("synthetic-reranker-MiniLM-L6.q8_0.gguf"),
-                       "--reranking", "-np", "2")
-    with srv.client() as c:
+def rc(request):
+    with serve(request, "rerank", "-m", shared_model("synthetic-reranker-MiniLM-L6.q8_0.gguf"),
+               "--reranking", "-np", "2").client() as c:
         yield c
-    srv.stop()
 
 
 def ask(rc, reference, path="/rerank", **extra):

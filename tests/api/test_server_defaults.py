@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
 
 # SmolLM2's chat format by hand: its answer is a word or two, then <|im_end|> (an end-of-generation token)
 CHAT_PROMPT = "<|im_start|>user\nAnswer with one word. Is the sky blue?<|im_end|>\n<|im_start|>assistant\n"
@@ -18,39 +18,34 @@ EOG = ("0", "2", "4")  # <|endoftext|>, <|im_end|>, <reponame>
 IM_START = 1  # <|im_start|>, a special token
 
 
-def _server(tmp_path_factory, name, *args):
-    srv = start_server(tmp_path_factory.mktemp(name), "-np", "1", "-c", "512", "--temp", "0", *args, *ONE_THREAD)
-    return srv
+def _server(request, name, *args):
+    return serve(request, name, "-np", "1", "-c", "512", "--temp", "0", *args, *ONE_THREAD)
 
 
 @pytest.fixture(scope="module")
-def eager(tmp_path_factory):
+def eager(request):
     """--ignore-eos -n 16 -sp -v --no-cache-prompt"""
-    srv = _server(tmp_path_factory, "eager", "--ignore-eos", "-n", "16", "-sp", "-v", "--no-cache-prompt")
-    with srv.client() as c:
+    with _server(request, "eager", "--ignore-eos", "-n", "16", "-sp", "-v", "--no-cache-prompt").client() as c:
         yield c
-    srv.stop()
 
 
 @pytest.fixture(scope="module")
-def biased(tmp_path_factory):
+def biased(request):
     """-l bans every end-of-generation token; --repeat-penalty, --samplers; -n 24"""
     bans = [arg for t in EOG for arg in ("-l", f"{t}-inf")]
-    srv = _server(tmp_path_factory, "biased", *bans, "--repeat-penalty", "1.25", "--samplers", "top_k;temperature", "-n", "24")
+    srv = _server(request, "biased", *bans, "--repeat-penalty", "1.25", "--samplers", "top_k;temperature", "-n", "24")
     with srv.client() as c:
         yield c
-    srv.stop()
 
 
 @pytest.fixture(scope="module")
-def grammared(tmp_path_factory):
+def grammared(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grammar")
     path = tmp / "ab.gbnf"
     path.write_text('root ::= ("ab")+\n')
-    srv = start_server(tmp, "-np", "1", "-c", "512", "--temp", "0", "-n", "12", "--grammar-file", str(path), *ONE_THREAD)
+    srv = serve(request, tmp, "-np", "1", "-c", "512", "--temp", "0", "-n", "12", "--grammar-file", str(path), *ONE_THREAD)
     with srv.client() as c:
         yield c
-    srv.stop()
 
 
 def complete(client, **body):

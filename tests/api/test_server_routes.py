@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import assert_error, wait_idle
 
 
 def test_health(client):
@@ -52,16 +50,6 @@ def test_tokenize_detokenize(client):
     emoji = client.post("/tokenize", json={"content": "🦙", "with_pieces": True}).json()["tokens"]
     assert any(isinstance(t["piece"], list) for t in emoji) or len(emoji) == 1
     assert client.post("/detokenize", json={"tokens": [t["id"] for t in emoji]}).json()["content"] == "🦙"
-
-
-def wait_idle(client, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        slots = client.get("/slots").json()
-        if not any(s["is_processing"] for s in slots):
-            return slots
-        time.sleep(0.05)
-    raise AssertionError(f"slots still busy: {slots}")
 
 
 def test_slots(client):
@@ -117,11 +105,9 @@ def test_context_limit_stops_generation(small_server):
 
 
 @pytest.fixture(scope="module")
-def shift_server(tmp_path_factory):
+def shift_server(request):
     """One slot of 256 tokens with --context-shift, keeping 4 prompt tokens by default."""
-    srv = start_server(tmp_path_factory.mktemp("shift"), "-np", "1", "-c", "256", "--context-shift", "--keep", "4", *ONE_THREAD)
-    yield srv
-    srv.stop()
+    return serve(request, "shift", "-np", "1", "-c", "256", "--context-shift", "--keep", "4", *ONE_THREAD)
 
 
 def test_context_shift_generates_past_the_context(shift_server):

@@ -12,8 +12,8 @@ import struct
 import httpx
 import pytest
 
-from tests.api.test_errors import assert_error
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import assert_error
 
 PROMPT = "The quick brown fox jumps over the lazy dog. A stitch in time saves nine."
 GREEDY = {"temperature": 0, "n_predict": 4, "cache_prompt": True}
@@ -28,11 +28,9 @@ def save_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slots_server(tmp_path_factory, save_dir):
-    srv = start_server(tmp_path_factory.mktemp("slotsrv"), "-np", "2", "-c", "1024", "--no-slots",
-                       "--slot-save-path", str(save_dir), *ONE_THREAD)
-    yield srv
-    srv.stop()
+def slots_server(request, save_dir):
+    return serve(request, "slotsrv", "-np", "2", "-c", "1024", "--no-slots",
+                 "--slot-save-path", str(save_dir), *ONE_THREAD)
 
 
 @pytest.fixture()

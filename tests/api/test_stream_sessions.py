@@ -9,17 +9,15 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import ONE_THREAD, poll_until, send_and_leave, start_server
+from tests.conftest import ONE_THREAD, poll_until, send_and_leave, serve
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "stream": True, "temperature": 0}
 LONG = {"prompt": "Tell a story", "n_predict": 1000, "ignore_eos": True, "stream": True}
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("streams"), "-np", "1", "-c", "2048", "--metrics", *ONE_THREAD)
-    yield server
-    server.stop()
+def srv(request):
+    return serve(request, "streams", "-np", "1", "-c", "2048", "--metrics", *ONE_THREAD)
 
 
 def conv(cid: str) -> dict[str, str]:

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from llamaserve.api import webui
-from tests.api.test_errors import assert_error
 from tests.conftest import start_server
+from tests.helpers import assert_error
 
 
 def asset_paths(html: str) -> list[str]:

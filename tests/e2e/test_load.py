@@ -12,19 +12,17 @@ import threading
 import httpx
 import pytest
 
-from tests.api.test_server_routes import wait_idle
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import wait_idle
 
 N_FAULT_REQUESTS = int(os.environ.get("LLAMASERVE_FAULT_REQUESTS", "240"))
 MAX_RSS_GROWTH = 48 << 20  # bytes; see the closing note of issue 9 for measured figures
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(request):
     """Its own 4-slot server, so that the memory figures are this module's alone."""
-    srv = start_server(tmp_path_factory.mktemp("load"), "-np", "4", "-c", "4096", *ONE_THREAD)
-    yield srv
-    srv.stop()
+    return serve(request, "load", "-np", "4", "-c", "4096", *ONE_THREAD)
 
 
 def rss_bytes(pid: int) -> int:

@@ -9,7 +9,7 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import start_server
+from tests.conftest import serve
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -225,10 +225,8 @@ def test_models_list(oai):
 
 
 @pytest.fixture(scope="module")
-def builtin_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("builtin"), "-np", "1", "-c", "1024", "--no-jinja", "--chat-template", "llama3")
-    yield srv
-    srv.stop()
+def builtin_server(request):
+    return serve(request, "builtin", "-np", "1", "-c", "1024", "--no-jinja", "--chat-template", "llama3")
 
 
 def test_builtin_template_without_jinja(builtin_server):

@@ -7,20 +7,18 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import ONE_THREAD, start_server
-from tests.e2e.test_tool_calls import _template
+from tests.conftest import ONE_THREAD, serve
+from tests.helpers import template_file
 
 MESSAGE = " Enough thinking."
 ASK = [{"role": "user", "content": "What is two plus two?"}]
 
 
 @pytest.fixture(scope="module")
-def qwq(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("qwq"), "-np", "2", "-c", "2048", *ONE_THREAD,
-                       "--chat-template-file", _template("Qwen-QwQ-32B.jinja"),
-                       "--reasoning-budget", "4", "--reasoning-budget-message", MESSAGE)
-    yield srv
-    srv.stop()
+def qwq(request):
+    return serve(request, "qwq", "-np", "2", "-c", "2048", *ONE_THREAD,
+                 "--chat-template-file", template_file("Qwen-QwQ-32B.jinja"),
+                 "--reasoning-budget", "4", "--reasoning-budget-message", MESSAGE)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, start_server
+from tests.conftest import MODEL, serve, start_server
+from tests.helpers import CHILD, SMOL
 
 
 def _shared_model(name: str) -> str:
@@ -23,10 +24,8 @@ def _shared_model(name: str) -> str:
     return next((str(r / name) for r in roots if (r / name).is_file()), "")
 
 
-SMOL = "SmolLM2-135M-Instruct.Q4_1"  # the bundled model's name in a router: its file stem
 MINILM_FILE = _shared_model("all-MiniLM-L6-v2.f16.gguf")
 MINILM = "minilm"
-CHILD = ("-c", "512", "-np", "1", "-t", "1")  # every child small: the router passes its flags on
 
 
 def models_dir(tmp_path) -> str:
@@ -91,7 +90,7 @@ def sdk(srv) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="module")
-def router(tmp_path_factory):
+def router(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("router")
     broken = tmp / "truncated.gguf"
     broken.write_bytes(open(MODEL, "rb").read(1 << 16))  # a valid header, then nothing: loading fails
@@ -107,10 +106,8 @@ def router(tmp_path_factory):
         "[broken]\n"
         f"model = {broken}\n"
     )
-    srv = start_server(tmp, "--models-dir", models_dir(tmp), "--models-preset", str(preset), "--metrics", *CHILD,
-                       router=True)
-    yield srv
-    srv.stop()
+    return serve(request, tmp, "--models-dir", models_dir(tmp), "--models-preset", str(preset), "--metrics", *CHILD,
+                 router=True)
 
 
 # --- catalog and listing ---
@@ -366,10 +363,8 @@ def test_no_models_autoload(tmp_path):
 # --- the bare start ---
 
 @pytest.fixture(scope="module")
-def bare(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("bare"), *CHILD, router=True)
-    yield srv
-    srv.stop()
+def bare(request):
+    return serve(request, "bare", *CHILD, router=True)
 
 
 def test_bare_start_serves_the_bundled_model(bare):

@@ -9,24 +9,23 @@ import re
 import httpx
 import pytest
 
-from tests.api.test_http_flags import PREFIX, names, raw, spelled_like_llama_server, wait_healthy
-from tests.conftest import start_server
-from tests.e2e.test_router import CHILD, SMOL
+from tests.conftest import serve, wait_healthy
+from tests.helpers import CHILD, SMOL, names, raw, spelled_like_llama_server
+
+PREFIX = "/llama"
 
 
 @pytest.fixture(scope="module")
-def router(tmp_path_factory):
-    s = start_server(tmp_path_factory.mktemp("router-flags"), "--api-prefix", PREFIX, "--tags", "team-a",
-                     "--ui-config", json.dumps({"theme": "light"}), "--defrag-thold", "0.1", *CHILD,
-                     router=True, wait=False)
-    wait_healthy(s, PREFIX + "/health")
-    yield s
-    s.stop()
+def router(request):
+    s = serve(request, "router-flags", "--api-prefix", PREFIX, "--tags", "team-a",
+              "--ui-config", json.dumps({"theme": "light"}), "--defrag-thold", "0.1", *CHILD,
+              router=True, wait=False)
+    return wait_healthy(s, PREFIX + "/health")
 
 
 @pytest.fixture()
 def c(router):
-    with httpx.Client(base_url=router.url + PREFIX, timeout=120) as client:
+    with router.client(PREFIX) as client:
         yield client
 
 

@@ -14,13 +14,12 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import MODEL, poll_until, send_and_leave, start_server
+from tests.conftest import MODEL, poll_until, send_and_leave, serve
+from tests.helpers import CHILD, SMOL
 
-SMOL = "SmolLM2-135M-Instruct.Q4_1"
 REPO = "test-org/tiny-GGUF"
 Q4, Q8 = f"{REPO}:Q4_1", f"{REPO}:Q8_0"
 COMMIT = "ab" * 20
-CHILD = ("-c", "512", "-np", "1", "-t", "1")
 
 
 def fake_hf_cache(root) -> str:
@@ -41,12 +40,10 @@ def fake_hf_cache(root) -> str:
 
 
 @pytest.fixture(scope="module")
-def router(tmp_path_factory):
+def router(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("router-streams")
-    srv = start_server(tmp, "--models-max", "1", *CHILD, router=True,
-                       env={"LLAMA_CACHE": fake_hf_cache(tmp / "hf-cache")})
-    yield srv
-    srv.stop()
+    return serve(request, tmp, "--models-max", "1", *CHILD, router=True,
+                 env={"LLAMA_CACHE": fake_hf_cache(tmp / "hf-cache")})
 
 
 def listing(srv) -> dict[str, dict]:

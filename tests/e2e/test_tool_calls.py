@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import openai
 import pytest
 
-from tests.conftest import start_server
-
-
-def _template(name: str) -> str:
-    for base in Path(__file__).resolve().parents:
-        candidate = base / "shared" / "chat-templates" / name
-        if candidate.is_file():
-            return str(candidate)
-    raise RuntimeError(f"{name} not found in shared/chat-templates beside the repository")
-
+from tests.conftest import serve
+from tests.helpers import template_file
 
 WEATHER = {
     "type": "function",
@@ -45,19 +36,15 @@ ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 @pytest.fixture(scope="module")
-def hermes(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("hermes"), "-np", "2", "-c", "4096",
-                       "--chat-template-file", _template("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja"))
-    yield srv
-    srv.stop()
+def hermes(request):
+    return serve(request, "hermes", "-np", "2", "-c", "4096",
+                 "--chat-template-file", template_file("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja"))
 
 
 @pytest.fixture(scope="module")
-def qwen3(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("qwen3"), "-np", "2", "-c", "4096",
-                       "--chat-template-file", _template("Qwen-Qwen3-0.6B.jinja"))
-    yield srv
-    srv.stop()
+def qwen3(request):
+    return serve(request, "qwen3", "-np", "2", "-c", "4096",
+                 "--chat-template-file", template_file("Qwen-Qwen3-0.6B.jinja"))
 
 
 def _client(srv) -> openai.OpenAI:

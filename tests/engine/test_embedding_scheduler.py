@@ -4,19 +4,16 @@ and context sizes that libllama would otherwise abort on."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import queue
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from llamaserve.config import Config
-from llamaserve.engine import COMPLETION, EMBEDDING, RERANK, Scheduler, Task
+from llamaserve.engine import COMPLETION, EMBEDDING, RERANK, Task
 from llamaserve.errors import InvalidRequest, NotSupported
-from tests.conftest import MODEL, shared_model
+from tests.conftest import MODEL, reference_numbers, shared_model
+from tests.helpers import cosine, run_tasks as run, running_scheduler
 
 
 @pytest.fixture(scope="module")
@@ -26,34 +23,13 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def reference():
-    with open(shared_model("reference.json")) as fh:
-        return json.load(fh)["embedding"]
+    return reference_numbers("embedding")
 
 
 @pytest.fixture(scope="module")
 def engine(minilm):
-    results: queue.Queue = queue.Queue()
-    sched = Scheduler(Config(model=minilm, embedding=True, n_parallel=4, n_threads=2), lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    assert sched.ready.wait(60) and sched.load_error is None
-    yield sched, results
-    sched.stop()
-
-
-def run(engine, tasks, timeout=60):
-    sched, results = engine
-    sched.submit(tasks)
-    finals = {}
-    deadline = time.time() + timeout
-    while len(finals) < len(tasks):
-        r = results.get(timeout=max(0.1, deadline - time.time()))
-        finals[r.task.id] = r
-    return [finals[t.id] for t in tasks]
-
-
-def cosine(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    with running_scheduler(model=minilm, embedding=True, n_parallel=4, n_threads=2) as e:
+        yield e
 
 
 def test_inputs_share_one_decode_and_match_the_reference(engine, reference):
@@ -111,21 +87,15 @@ def test_causal_model_batched_pooling_equals_alone():
     # would cut a batch of a 6- and a 2-token input into equal slices, so the longer input's mean
     # would cover its last slice only; embedding mode therefore unifies the cache. A fresh scheduler
     # gives the first task slot 0 and the second slot 1: the layout that used to split.
-    results: queue.Queue = queue.Queue()
-    config = Config(model=MODEL, embedding=True, pooling="mean", n_parallel=2, n_ctx=1024, kv_unified=False, n_threads=2)
-    sched = Scheduler(config, lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    try:
-        assert sched.ready.wait(60) and sched.load_error is None
-        engine = (sched, results)
+    with running_scheduler(model=MODEL, embedding=True, pooling="mean", n_parallel=2, n_ctx=1024, kv_unified=False,
+                           n_threads=2) as engine:
+        sched = engine[0]
         texts = ["The cat sits on the mat", "Hello world"]
         batched = run(engine, [Task(sched.model.tokenize(t), kind=EMBEDDING) for t in texts])
         assert [r.id_slot for r in batched] == [0, 1] and len(batched[0].task.prompt) > len(batched[1].task.prompt)
         for text, r in zip(texts, batched):
             alone = run(engine, [Task(sched.model.tokenize(text), kind=EMBEDDING)])[0]
             assert np.abs(np.asarray(alone.embedding[0]) - r.embedding[0]).max() < 1e-4
-    finally:
-        sched.stop()
 
 
 _CREATE = """

@@ -9,22 +9,17 @@ import queue
 
 import pytest
 
-from llamaserve.config import Config, LoraSpec
+from llamaserve.config import LoraSpec
 from llamaserve.engine import SamplingParams, Scheduler, Task
 from llamaserve.errors import InvalidRequest
 from tests.conftest import MODEL, shared_model
-from tests.engine.test_scheduler import run as run_tasks
+from tests.helpers import run_tasks, start_scheduler
 
 PROMPT = "The capital of France is"
 
 
 def _start(**config) -> tuple[Scheduler, queue.Queue]:
-    results: queue.Queue = queue.Queue()
-    sched = Scheduler(Config(model=MODEL, n_ctx=1536, n_threads=1, n_batch=64, **config),
-                      lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    assert sched.ready.wait(60) and sched.load_error is None, sched.load_error
-    return sched, results
+    return start_scheduler(model=MODEL, n_ctx=1536, n_threads=1, n_batch=64, **config)
 
 
 @pytest.fixture(scope="module")

@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import time
 
 import pytest
 
-from llamaserve.config import Config
-from llamaserve.engine import SamplingParams, Scheduler, Task
+from llamaserve.engine import SamplingParams, Task
 from tests.conftest import MODEL
+from tests.helpers import run_tasks as run, running_scheduler
 
 
-@contextlib.contextmanager
 def own_engine(**config):
     """A started scheduler on the bundled model (2 threads, n_batch 64, and `config`) and its results queue."""
-    results: queue.Queue = queue.Queue()
-    sched = Scheduler(Config(model=MODEL, n_threads=2, n_batch=64, **config), lambda rs: [results.put(r) for r in rs])
-    sched.start()
-    try:
-        assert sched.ready.wait(60) and sched.load_error is None
-        yield sched, results
-    finally:
-        sched.stop()
+    return running_scheduler(model=MODEL, n_threads=2, n_batch=64, **config)
 
 
 @pytest.fixture(scope="module")
 def engine():
     with own_engine(n_parallel=2, n_ctx=2048) as e:
         yield e
-
-
-def run(engine, tasks, timeout=60):
-    sched, results = engine
-    sched.submit(tasks)
-    finals = {}
-    deadline = time.time() + timeout
-    while len(finals) < len(tasks):
-        r = results.get(timeout=max(0.1, deadline - time.time()))
-        if r.done:
-            finals[r.task.id] = r
-    return [finals[t.id] for t in tasks]
 
 
 def greedy(sched, text, n=16, **kw):

@@ -8,14 +8,9 @@ import sys
 from pathlib import Path
 
 from llamaserve.chat.formats import detect_format
+from llamaserve.grammar import schema_to_gbnf
 from tests.conftest import MODEL
-from tests.unit.chat_output_helpers import template_source
-from tests.unit.test_tool_grammar import CANONICAL, TOOLS
-
-try:  # the real JSON Schema converter once the grammar branch is in; a type-only stand-in until then
-    from llamaserve.grammar import schema_to_gbnf
-except ImportError:  # pragma: no cover
-    from tests.unit.json_gbnf_stub import schema_to_gbnf
+from tests.helpers import CANONICAL, TOOLS, template_source
 
 PROBE = Path(__file__).with_name("grammar_probe.py")
 

@@ -5,22 +5,18 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from pathlib import Path
 
 from llamaserve.chat.output import ChatMessage, OutputParser, ToolCall
 
-
-def templates_dir() -> Path:
-    # shared/ sits beside the checkout (CI, main) or beside the worktrees' parent
-    for base in Path(__file__).resolve().parents:
-        candidate = base / "shared" / "chat-templates"
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("shared/chat-templates not found beside the repository")
-
-
-def template_source(name: str) -> str:
-    return (templates_dir() / f"{name}.jinja").read_text(encoding="utf-8")
+# two described tools of the parser and rendering tests
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+}}
+PYTHON = {"type": "function", "function": {
+    "name": "python", "description": "Run code",
+    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+}}
 
 
 def ids():

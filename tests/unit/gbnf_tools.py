@@ -1,22 +1,51 @@
 """Test helpers: decide whether a GBNF grammar matches a string, and draw random strings from one.
 
 They read the grammar *text* (through llamaserve.grammar.gbnf.parse_gbnf), so they test what libllama
-is given, not the converter's internal trees.
+is given, not the converter's internal trees. The one GBNF matcher of the tests (JSON Schema and tool-call
+grammars alike).
 """
 
 from __future__ import annotations
 
 import random
+import re
+import sys
 
 from llamaserve.grammar.gbnf import Alt, Chars, Expr, Lit, Ref, Rep, Seq, parse_gbnf
 
 
+def _refs(e: Expr):
+    if isinstance(e, Ref):
+        yield e.name
+    elif isinstance(e, (Seq, Alt)):
+        for x in e.items:
+            yield from _refs(x)
+    elif isinstance(e, Rep):
+        yield from _refs(e.item)
+
+
 class Matcher:
+    """Does the grammar accept a whole text: `Matcher(gbnf)(text)`. It also asserts that every rule a
+    grammar names is defined, and that none is defined twice (libllama would join the two)."""
+
     def __init__(self, grammar: str, root: str = "root"):
         self.rules = parse_gbnf(grammar)
         self.root = root
+        defined = re.findall(r"^[ \t]*([A-Za-z0-9_-]+)[ \t]*::=", grammar, re.M)
+        twice = sorted({n for n in defined if defined.count(n) > 1})
+        assert not twice, f"rules defined twice: {twice}"
+        undefined = sorted({n for e in self.rules.values() for n in _refs(e)} - set(self.rules))
+        assert not undefined, f"undefined rules: {undefined}"
 
     def __call__(self, text: str) -> bool:
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, 20000))
+        try:
+            return self._accepts(text)
+        finally:
+            sys.setrecursionlimit(old)
+
+    def _accepts(self, text: str) -> bool:
         memo: dict[tuple[int, int], frozenset[int]] = {}
         s = text
 

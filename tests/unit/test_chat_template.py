@@ -8,7 +8,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
@@ -22,20 +21,12 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 
 import llamaserve.chat.template as template_module  # noqa: E402
 from llamaserve.chat import ChatTemplate, TemplateCaps, TemplateError  # noqa: E402
+from tests.helpers import templates_dir  # noqa: E402
 
 BOS, EOS = "<s>", "</s>"
 
 
-def _templates_dir() -> Path:
-    # shared/ sits beside the checkout (CI, main) or beside the worktrees' parent
-    for base in Path(__file__).resolve().parents:
-        candidate = base / "shared" / "chat-templates"
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError("shared/chat-templates not found beside the repository")
-
-
-TEMPLATES_DIR = _templates_dir()
+TEMPLATES_DIR = templates_dir()
 TEMPLATE_NAMES = sorted(p.name for p in TEMPLATES_DIR.glob("*.jinja"))
 
 

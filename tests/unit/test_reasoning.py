@@ -6,7 +6,8 @@ import pytest
 
 from llamaserve.chat.formats import detect_format
 from llamaserve.chat.output import ReasoningMode, reasoning_mode
-from tests.unit.chat_output_helpers import calls, check_streaming, template_source
+from tests.helpers import template_source
+from tests.unit.chat_output_helpers import calls, check_streaming
 
 QWEN3 = "Qwen-Qwen3-0.6B"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

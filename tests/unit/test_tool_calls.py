@@ -8,23 +8,9 @@ import pytest
 
 from llamaserve.chat.formats import FORMATS, detect_format
 from llamaserve.chat.output import OutputParser, parse_output
-from tests.unit.chat_output_helpers import (
-    assemble,
-    calls,
-    check_streaming,
-    ids,
-    run,
-    template_source,
-)
+from tests.helpers import template_source
+from tests.unit.chat_output_helpers import PYTHON, WEATHER, assemble, calls, check_streaming, ids, run
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
-}}
-PYTHON = {"type": "function", "function": {
-    "name": "python", "description": "Run code",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
-}}
 CALC = {"type": "function", "function": {
     "name": "calc", "description": "Arithmetic",
     "parameters": {"type": "object", "properties": {

@@ -12,16 +12,9 @@ import pytest
 from llamaserve.chat import ChatTemplate
 from llamaserve.chat.formats import detect_format
 from llamaserve.chat.output import parse_output
-from tests.unit.chat_output_helpers import calls, template_source
+from tests.helpers import template_source
+from tests.unit.chat_output_helpers import PYTHON, WEATHER, calls
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
-}}
-PYTHON = {"type": "function", "function": {
-    "name": "python", "description": "Run code",
-    "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
-}}
 TOOLS = [WEATHER, PYTHON]
 CALL = {"id": "a1b2c3d4e", "type": "function", "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'}}
 QUESTION = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "Weather in Paris?"}]

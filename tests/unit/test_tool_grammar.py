@@ -9,58 +9,10 @@ import pytest
 from llamaserve.chat.formats import detect_format
 from llamaserve.chat.output import parse_output
 from llamaserve.chat.tool_grammar import GrammarBuilder, literal, rename_rules
-from tests.unit.chat_output_helpers import calls, template_source
-from tests.unit.gbnf_match import Grammar
-
-try:  # the real JSON Schema converter once the grammar branch is in; a type-only stand-in until then
-    from llamaserve.grammar import schema_to_gbnf
-except ImportError:  # pragma: no cover
-    from tests.unit.json_gbnf_stub import schema_to_gbnf
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}
-CALC = {"type": "function", "function": {"name": "calc", "parameters": {
-    "type": "object", "properties": {"a": {"type": "integer"}, "op": {"type": "string", "enum": ["add", "mul"]}},
-    "required": ["a"]}}}
-TOOLS = [WEATHER, CALC]
-PARIS = ("get_weather", {"location": "Paris"})
-
-DS_B, DS_E = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
-DS_CB, DS_CE, DS_S = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
-
-# (template, prompt, a call as the grammar writes it, content the model may write before it under tool_choice auto)
-CANONICAL = [
-    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "",
-     '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>', "Let me check. "),
-    ("Qwen-Qwen3-0.6B", "", '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>', "Sure.\n"),
-    ("Qwen3-Coder", "",
-     '<tool_call>\n<function=get_weather>\n<parameter=location>\nParis\n</parameter>\n</function>\n</tool_call>', "I will look.\n"),
-    ("ByteDance-Seed-OSS", "", '<seed:tool_call><function=get_weather>\n<parameter=location>Paris</parameter>\n</function>\n</seed:tool_call>', "Hm. "),
-    ("MiniMax-M2", "", '<minimax:tool_call><invoke name="get_weather">\n<parameter name="location">Paris</parameter>\n</invoke>\n</minimax:tool_call>', ""),
-    ("GLM-4.6", "", '<tool_call>get_weather\n<arg_key>location</arg_key>\n<arg_value>Paris</arg_value>\n</tool_call>', "Sure. "),
-    ("GLM-4.7-Flash", "", '<tool_call>get_weather<arg_key>location</arg_key><arg_value>Paris</arg_value></tool_call>', ""),
-    ("NVIDIA-Nemotron-Nano-v2", "", '<TOOLCALL>[{"name": "get_weather", "arguments": {"location": "Paris"}}]</TOOLCALL>', "Okay. "),
-    ("unsloth-Apriel-1.5", "", '<tool_calls>[{"name": "get_weather", "arguments": {"location": "Paris"}}]</tool_calls>', "Okay. "),
-    ("meta-llama-Llama-3.1-8B-Instruct", "", '{"name": "get_weather", "parameters": {"location": "Paris"}}', ""),
-    ("mistralai-Mistral-Nemo-Instruct-2407", "",
-     '[TOOL_CALLS][{"name": "get_weather", "arguments": {"location": "Paris"}, "id": "a1b2c3d4e"}]', "Okay. "),
-    ("Mistral-Small-3.2-24B-Instruct-2506", "", '[TOOL_CALLS]get_weather[CALL_ID]a1b2c3d4e[ARGS]{"location": "Paris"}', "Okay. "),
-    ("unsloth-mistral-Devstral-Small-2507", "", '[TOOL_CALLS]get_weather[ARGS]{"location": "Paris"}', ""),
-    ("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "",
-     DS_B + DS_CB + 'function' + DS_S + 'get_weather\n```json\n{"location": "Paris"}\n```' + DS_CE + DS_E, "Calling. "),
-    ("deepseek-ai-DeepSeek-V3.1", "", DS_B + DS_CB + 'get_weather' + DS_S + '{"location": "Paris"}' + DS_CE + DS_E, "Calling. "),
-    ("meetkai-functionary-medium-v3.1", "", '<function=get_weather>{"location": "Paris"}</function>', "Sure. "),
-    ("meetkai-functionary-medium-v3.2", ">>>", 'get_weather\n{"location": "Paris"}', ""),
-    ("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "",
-     '<|START_ACTION|>[\n    {"tool_call_id": "0", "tool_name": "get_weather", "parameters": {"location": "Paris"}}\n]<|END_ACTION|>',
-     "<|START_THINKING|>Plan.<|END_THINKING|>"),
-    ("ibm-granite-granite-3.3-2B-Instruct", "", '<|tool_call|>[{"name": "get_weather", "arguments": {"location": "Paris"}}]', ""),
-    ("fireworks-ai-llama-3-firefunction-v2", "", ' functools[{"name": "get_weather", "arguments": {"location": "Paris"}}]', "Sure."),
-    ("openai-gpt-oss-120b", "<|start|>assistant",
-     '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location": "Paris"}',
-     "<|channel|>analysis<|message|>Need it.<|end|><|start|>assistant"),
-    ("google-gemma-2-2b-it", "", '{"tool_call": {"name": "get_weather", "arguments": {"location": "Paris"}}}', ""),
-]
+from llamaserve.grammar import schema_to_gbnf
+from tests.helpers import CALC, CANONICAL, DS_B, DS_CB, DS_CE, DS_E, DS_S, PARIS, TOOLS, WEATHER, template_source
+from tests.unit.chat_output_helpers import calls
+from tests.unit.gbnf_tools import Matcher
 
 
 def _fmt(name):
@@ -72,13 +24,13 @@ def test_required_grammar_accepts_the_call_and_the_parser_reads_it(name, prompt,
     fmt = _fmt(name)
     g = fmt.grammar(TOOLS, schema_to_gbnf, required=True, prompt=prompt)
     assert not g.lazy and g.triggers == ()
-    grammar = Grammar(g.gbnf)
-    assert grammar.accepts(call), g.gbnf
+    grammar = Matcher(g.gbnf)
+    assert grammar(call), g.gbnf
     message, problems = parse_output(fmt, call, TOOLS, prompt=prompt)
     assert calls(message) == [PARIS] and problems == []
     # a tool that was not offered is not accepted, nor is plain text
-    assert not grammar.accepts(call.replace("get_weather", "get_wether"))
-    assert not grammar.accepts("Hello there")
+    assert not grammar(call.replace("get_weather", "get_wether"))
+    assert not grammar("Hello there")
 
 
 @pytest.mark.parametrize("name,prompt,call,before", CANONICAL, ids=[c[0] for c in CANONICAL])
@@ -90,7 +42,7 @@ def test_lazy_grammar_engages_at_the_trigger(name, prompt, call, before):
     start = _trigger_start(g, output)
     assert start is not None, (g.triggers, output)
     assert start >= len(before) - 1  # (a marker may take the space before it, as " functools[" does)
-    assert Grammar(g.gbnf).accepts(output[start:]), (output[start:], g.gbnf)
+    assert Matcher(g.gbnf)(output[start:]), (output[start:], g.gbnf)
     # text without a call never triggers
     assert _trigger_start(g, before + "It is sunny, no tool needed.") is None
     message, problems = parse_output(fmt, output, TOOLS, prompt=prompt)
@@ -130,11 +82,11 @@ def test_parallel_calls_only_when_allowed(name):
         "Qwen3-Coder": '<tool_call>\n<function=get_weather>\n<parameter=location>\nParis\n</parameter>\n</function>\n</tool_call>\n'
                        '<tool_call>\n<function=calc>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>',
     }[name]
-    parallel = Grammar(fmt.grammar(TOOLS, schema_to_gbnf, required=True, parallel=True).gbnf)
-    single = Grammar(fmt.grammar(TOOLS, schema_to_gbnf, required=True, parallel=False).gbnf)
+    parallel = Matcher(fmt.grammar(TOOLS, schema_to_gbnf, required=True, parallel=True).gbnf)
+    single = Matcher(fmt.grammar(TOOLS, schema_to_gbnf, required=True, parallel=False).gbnf)
     one = CANONICAL_BY_NAME.get(name, CANONICAL_BY_NAME["Qwen-Qwen3-0.6B"])
-    assert parallel.accepts(two) and parallel.accepts(one)
-    assert single.accepts(one) and not single.accepts(two)
+    assert parallel(two) and parallel(one)
+    assert single(one) and not single(two)
     message, problems = parse_output(fmt, two, TOOLS)
     assert [c[0] for c in calls(message)] == ["get_weather", "calc"] and problems == []
 
@@ -145,32 +97,32 @@ CANONICAL_BY_NAME = {c[0]: c[2] for c in CANONICAL}
 def test_required_grammar_lets_a_thinking_model_think_first():
     fmt = _fmt("Qwen-Qwen3-0.6B")
     call = '<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n</tool_call>'
-    g = Grammar(fmt.grammar(TOOLS, schema_to_gbnf, required=True).gbnf)
-    assert g.accepts(call) and g.accepts("<think>\nWeather, so the tool.\n</think>\n\n" + call)
-    assert not g.accepts("<think>never closed " + call)
+    g = Matcher(fmt.grammar(TOOLS, schema_to_gbnf, required=True).gbnf)
+    assert g(call) and g("<think>\nWeather, so the tool.\n</think>\n\n" + call)
+    assert not g("<think>never closed " + call)
     # the prompt opened the block (QwQ): the output must close it before calling
     fmt = _fmt("Qwen-QwQ-32B")
-    g = Grammar(fmt.grammar(TOOLS, schema_to_gbnf, required=True, prompt="<|im_start|>assistant\n<think>\n").gbnf)
-    assert g.accepts("Weather.\n</think>\n\n" + call) and not g.accepts(call)
+    g = Matcher(fmt.grammar(TOOLS, schema_to_gbnf, required=True, prompt="<|im_start|>assistant\n<think>\n").gbnf)
+    assert g("Weather.\n</think>\n\n" + call) and not g(call)
 
 
 def test_qwen3_coder_grammar_follows_each_parameter_schema():
     fmt = _fmt("Qwen3-Coder")
-    g = Grammar(fmt.grammar([CALC], schema_to_gbnf, required=True).gbnf)
+    g = Matcher(fmt.grammar([CALC], schema_to_gbnf, required=True).gbnf)
     ok = '<tool_call>\n<function=calc>\n<parameter=a>\n12\n</parameter>\n<parameter=op>\nmul\n</parameter>\n</function>\n</tool_call>'
-    assert g.accepts(ok)
-    assert g.accepts(ok.replace('<parameter=op>\nmul\n</parameter>\n', ""))  # op is optional
-    assert not g.accepts(ok.replace("mul", "div"))  # op is one of its enum's values, written raw
-    assert not g.accepts(ok.replace("12", "twelve"))  # a is an integer
-    assert not g.accepts(ok.replace('<parameter=a>\n12\n</parameter>\n', ""))  # a is required
+    assert g(ok)
+    assert g(ok.replace('<parameter=op>\nmul\n</parameter>\n', ""))  # op is optional
+    assert not g(ok.replace("mul", "div"))  # op is one of its enum's values, written raw
+    assert not g(ok.replace("12", "twelve"))  # a is an integer
+    assert not g(ok.replace('<parameter=a>\n12\n</parameter>\n', ""))  # a is required
 
 
 def test_gpt_oss_required_call_may_follow_its_analysis():
     fmt = _fmt("openai-gpt-oss-120b")
-    g = Grammar(fmt.grammar(TOOLS, schema_to_gbnf, required=True, prompt="<|start|>assistant").gbnf)
+    g = Matcher(fmt.grammar(TOOLS, schema_to_gbnf, required=True, prompt="<|start|>assistant").gbnf)
     call = '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"location": "Paris"}'
-    assert g.accepts(call)
-    assert g.accepts("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant" + call)
+    assert g(call)
+    assert g("<|channel|>analysis<|message|>Think.<|end|><|start|>assistant" + call)
 
 
 def test_grammar_needs_tools():
@@ -196,8 +148,8 @@ def test_rename_rules_leaves_literals_classes_and_bounds_alone():
 
 def test_literal_escapes():
     assert literal('a"b\\c\nd\te\x01') == '"a\\"b\\\\c\\nd\\te\\x01"'
-    g = Grammar("root ::= " + literal('say "hi"\n\\o/ ｜tool▁sep｜') + "\n")
-    assert g.accepts('say "hi"\n\\o/ ｜tool▁sep｜')
+    g = Matcher("root ::= " + literal('say "hi"\n\\o/ ｜tool▁sep｜') + "\n")
+    assert g('say "hi"\n\\o/ ｜tool▁sep｜')
 
 
 def test_until_rule():
@@ -205,8 +157,8 @@ def test_until_rule():
     rule = b.until("</p>")
     assert b.until("</p>") == rule  # one rule per stop string
     b.add("root", f'{rule} "</p>"')
-    g = Grammar(b.text())
-    assert g.accepts("text with < and </ and </x></p>") and not g.accepts("one</p>two</p>")
+    g = Matcher(b.text())
+    assert g("text with < and </ and </x></p>") and not g("one</p>two</p>")
 
 
 def test_each_schema_is_converted_once():

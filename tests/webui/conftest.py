@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import start_server
+from tests.conftest import serve
 
 # Playwright adds --headless itself.
 CHROMIUM_ARGS = [
@@ -53,11 +53,9 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def ui_server(tmp_path_factory):
+def ui_server(request):
     """Two slots of 2048 tokens; the UI tests talk to it through the browser only."""
-    srv = start_server(tmp_path_factory.mktemp("webui"), "-np", "2", "-c", "4096")
-    yield srv
-    srv.stop()
+    return serve(request, "webui", "-np", "2", "-c", "4096")
 
 
 @pytest.fixture(scope="session")
