@@ -7,29 +7,22 @@ from __future__ import annotations
 from llamaserve.grammar.expr import Alt, Expr, Lit, Ref, Rep, Seq, children
 
 
-def nullable_rules(rules: dict[str, Expr]) -> set[str]:
-    """Rules that can match the empty string."""
-    nullable: set[str] = set()
-
-    def can_be_empty(e: Expr) -> bool:
-        if isinstance(e, Ref):
-            return e.name in nullable
-        if isinstance(e, Seq):
-            return all(can_be_empty(x) for x in e.items)
-        if isinstance(e, Alt):
-            return any(can_be_empty(x) for x in e.items)
-        if isinstance(e, Rep):
-            return e.min == 0 or can_be_empty(e.item)
-        return isinstance(e, Lit) and e.text == ""
-
+def _least_fixed_point(rules: dict[str, Expr], holds) -> set[str]:
+    """The smallest set of rule names closed under `holds(expr, names so far)`."""
+    found: set[str] = set()
     changed = True
     while changed:
         changed = False
         for name, e in rules.items():
-            if name not in nullable and can_be_empty(e):
-                nullable.add(name)
+            if name not in found and holds(e, found):
+                found.add(name)
                 changed = True
-    return nullable
+    return found
+
+
+def nullable_rules(rules: dict[str, Expr]) -> set[str]:
+    """Rules that can match the empty string."""
+    return _least_fixed_point(rules, expr_nullable)
 
 
 def expr_nullable(e: Expr, nullable: set[str]) -> bool:
@@ -46,27 +39,19 @@ def expr_nullable(e: Expr, nullable: set[str]) -> bool:
 
 def productive_rules(rules: dict[str, Expr]) -> set[str]:
     """Rules that can match at least one finite string."""
-    productive: set[str] = set()
 
-    def finite(e: Expr) -> bool:
+    def finite(e: Expr, productive: set[str]) -> bool:
         if isinstance(e, Ref):
             return e.name in productive
         if isinstance(e, Seq):
-            return all(finite(x) for x in e.items)
+            return all(finite(x, productive) for x in e.items)
         if isinstance(e, Alt):
-            return any(finite(x) for x in e.items)
+            return any(finite(x, productive) for x in e.items)
         if isinstance(e, Rep):
-            return e.min == 0 or finite(e.item)
+            return e.min == 0 or finite(e.item, productive)
         return True
 
-    changed = True
-    while changed:
-        changed = False
-        for name, e in rules.items():
-            if name not in productive and finite(e):
-                productive.add(name)
-                changed = True
-    return productive
+    return _least_fixed_point(rules, finite)
 
 
 def left_edge_refs(e: Expr, nullable: set[str]) -> set[str]:
