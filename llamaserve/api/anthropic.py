@@ -7,9 +7,9 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import ANTHROPIC_ERROR_TYPES, as_server_error
 from llamaserve.api.openapi import json_body
-from llamaserve.api.openai import chat_tasks
 from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
@@ -20,8 +20,9 @@ router = APIRouter()
 
 @router.post("/v1/messages", openapi_extra=json_body(anthropic.MessagesRequest))
 async def messages(request: Request) -> Response:
-    chat = anthropic.to_chat_request(await read_json(request))
-    plan, tasks = chat_tasks(request, chat, allow_empty=True)  # llama-server accepts no messages here
+    bridge: EngineBridge = request.app.state.bridge
+    plan, tasks = anthropic.chat_tasks(await read_json(request), bridge.chat_server)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     msg_id = openai.new_id("msg_")
     if plan.stream:
         events = anthropic.MessageEvents(msg_id, plan.model, len(tasks[0].prompt))
@@ -55,6 +56,7 @@ async def _stream(request: Request, tasks: list[Task], plan: openai.Plan,
 
 @router.post("/v1/messages/count_tokens", openapi_extra=json_body(anthropic.CountTokensRequest))
 async def count_tokens(request: Request) -> Response:
-    chat = anthropic.to_chat_request(await read_json(request), count_only=True)
-    _, tasks = chat_tasks(request, chat)
+    bridge: EngineBridge = request.app.state.bridge
+    _, tasks = anthropic.chat_tasks(await read_json(request), bridge.chat_server, count_only=True)
+    bridge.check(tasks)
     return json_response({"input_tokens": len(tasks[0].prompt)})

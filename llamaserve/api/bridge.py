@@ -21,7 +21,8 @@ from llamaserve.engine import Result, Scheduler, Task, apply_builtin_template, b
 from llamaserve.errors import ServerError, Unavailable
 from llamaserve.protocol import constraints, openai
 from llamaserve.protocol.chat_renderer import BuiltinTemplates, ChatRenderer
-from llamaserve.protocol.native import TaskDefaults, Tokenizer
+from llamaserve.protocol.task_defaults import TaskDefaults
+from llamaserve.protocol.tokenizer import Tokenizer
 
 log = logging.getLogger("llamaserve.chat")
 
@@ -67,6 +68,12 @@ class EngineBridge:
         """The server's chat side, what protocol.openai plans every chat request with."""
         self.renderer
         return self._chat
+
+    def chat_server(self) -> openai.ChatServer:
+        """What a chat request is translated with, as it is now (503 while loading; the template's error
+        where it cannot be used). The chat families' protocol functions call it themselves, once their
+        own checks have passed."""
+        return openai.ChatServer(self.chat, self.tokenizer, self.task_defaults())
 
     def _model_ready(self, model) -> None:
         """On the scheduler thread, the model just loaded: build the renderer once."""

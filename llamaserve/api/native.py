@@ -18,6 +18,7 @@ from llamaserve.config import Config
 from llamaserve.engine import Task
 from llamaserve.errors import InvalidRequest, NotSupported, ServerError, Unavailable
 from llamaserve.protocol import native
+from llamaserve.protocol.slots import slot_json
 
 router = APIRouter()
 
@@ -212,7 +213,7 @@ async def slots(request: Request) -> Response:
     fail_on_no_slot = request.query_params.get("fail_on_no_slot") in ("1", "true")
     scheduler = bridge.scheduler
     states = await asyncio.wrap_future(scheduler.call(scheduler.slot_states))  # a copy taken between two steps
-    out = [native.slot_json(s, config.model_alias) for s in states]
+    out = [slot_json(s, config.model_alias) for s in states]
     if fail_on_no_slot and all(e["is_processing"] for e in out):
         raise Unavailable("no slot available")
     return json_response(out)

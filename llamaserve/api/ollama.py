@@ -12,7 +12,6 @@ from starlette.responses import Response, StreamingResponse
 
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error
-from llamaserve.api.openai import chat_tasks
 from llamaserve.api.openapi import JsonObject, json_body
 from llamaserve.api.requests import collect, note, read_json_object, stream_results
 from llamaserve.api.sse import FirstChunkFirst, json_response
@@ -89,10 +88,10 @@ async def show(request: Request) -> Response:
 async def chat(request: Request) -> Response:
     t0 = time.perf_counter()
     body = await read_json_object(request)
-    model = request.app.state.bridge.model
-    req, chat_body, notes = ollama.chat_to_openai(body, model.n_ctx_slot)
-    _log_notes(request, notes)
-    plan, tasks = chat_tasks(request, chat_body)
+    bridge: EngineBridge = request.app.state.bridge
+    n_ctx = bridge.model.n_ctx_slot  # 503 while loading, before the body is validated
+    req, plan, tasks = ollama.chat_tasks(body, n_ctx, bridge.chat_server, lambda notes: _log_notes(request, notes))
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     name = req.model or _config(request).model_alias
     if req.stream:
         return _ndjson(_chat_stream(request, tasks, plan, name, t0))

@@ -27,12 +27,14 @@ except PackageNotFoundError:  # running from a source tree
 DONE = b"data: [DONE]\n\n"
 
 
-def chat_tasks(request: Request, body: Any, allow_empty: bool = False) -> tuple[openai.Plan, list[Task]]:
-    """A chat request (OpenAI-shaped body) as a plan and its tasks, checked by the engine: every chat
-    route's one call (OpenAI, Anthropic, Responses, Ollama). Refusals (e.g. 501 on an embedding-only
-    server, a grammar libllama will not compile) keep their status, even when the caller streams."""
+def chat_tasks(request: Request, body: Any) -> tuple[openai.Plan, list[Task]]:
+    """An OpenAI chat body as a plan and its tasks, checked by the engine (here and for
+    /v1/chat/completions/input_tokens). The server's chat side is asked for before the body is validated:
+    while loading, any chat completions request is a 503. Refusals (e.g. 501 on an embedding-only server,
+    a grammar libllama will not compile) keep their status, even when the caller streams."""
     bridge: EngineBridge = request.app.state.bridge
-    plan, tasks = openai.chat_tasks(body, bridge.chat, bridge.tokenizer, bridge.task_defaults(), allow_empty)
+    server = bridge.chat_server()
+    plan, tasks = openai.chat_tasks(body, server.setup, server.tokenizer, server.defaults)
     bridge.check(tasks)
     return plan, tasks
 

@@ -7,6 +7,7 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
 from llamaserve.api.openai import chat_tasks
@@ -21,8 +22,9 @@ router = APIRouter()
 @router.post("/v1/responses", openapi_extra=json_body(responses.ResponsesRequest))
 @router.post("/responses", openapi_extra=json_body(responses.ResponsesRequest))
 async def create_response(request: Request) -> Response:
-    req, chat = responses.to_chat_request(await read_json(request))
-    plan, tasks = chat_tasks(request, chat)
+    bridge: EngineBridge = request.app.state.bridge
+    req, plan, tasks = responses.chat_tasks(await read_json(request), bridge.chat_server)
+    bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     builder = responses.ResponseBuilder(req, plan.model)
     if plan.stream:
         return sse_response(_stream(request, tasks, plan, responses.ResponseEvents(builder)))
@@ -61,8 +63,9 @@ async def _stream(request: Request, tasks: list[Task], plan: openai.Plan,
 @router.post("/v1/responses/input_tokens", openapi_extra=json_body(responses.InputTokensRequest))
 @router.post("/responses/input_tokens", openapi_extra=json_body(responses.InputTokensRequest))
 async def response_input_tokens(request: Request) -> Response:
-    _, chat = responses.to_chat_request(await read_json(request), count_only=True)
-    _, tasks = chat_tasks(request, chat)
+    bridge: EngineBridge = request.app.state.bridge
+    _, _, tasks = responses.chat_tasks(await read_json(request), bridge.chat_server, count_only=True)
+    bridge.check(tasks)
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})
 
 

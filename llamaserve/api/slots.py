@@ -18,7 +18,7 @@ from llamaserve.api.requests import note, read_json
 from llamaserve.api.sse import json_response
 from llamaserve.engine import slot_files
 from llamaserve.errors import InvalidRequest, NotSupported
-from llamaserve.protocol import native
+from llamaserve.protocol import native, slots
 
 router = APIRouter()
 
@@ -31,7 +31,7 @@ _PARAMETERS = [
 ]
 
 
-@router.post("/slots/{id_slot}", openapi_extra={**json_body(native.SlotActionRequest), "parameters": _PARAMETERS})
+@router.post("/slots/{id_slot}", openapi_extra={**json_body(slots.SlotActionRequest), "parameters": _PARAMETERS})
 async def slot_action(request: Request) -> Response:
     config = request.app.state.config
     if not config.slot_save_path:
@@ -49,7 +49,7 @@ async def slot_action(request: Request) -> Response:
 
     # erase needs no body (llama-server reads none), but one that is sent must still be a valid one
     body = await request.body()
-    req = native.parse_model(native.SlotActionRequest, await read_json(request)) if body.strip() or action != "erase" else None
+    req = native.parse_model(slots.SlotActionRequest, await read_json(request)) if body.strip() or action != "erase" else None
     if action == "erase":
         done = await asyncio.wrap_future(slot_files.erase(bridge.scheduler, id_slot))
         return json_response({"id_slot": done.id_slot, "n_erased": done.n_tokens})
@@ -57,7 +57,7 @@ async def slot_action(request: Request) -> Response:
     filename = req.filename
     if filename is None:
         raise InvalidRequest('"filename" is required')
-    if not native.valid_slot_filename(filename):
+    if not slots.valid_slot_filename(filename):
         raise InvalidRequest("Invalid filename")
     path = os.path.join(config.slot_save_path, filename)
     if action == "save":

@@ -1,4 +1,4 @@
-"""Anthropic's Messages API: request → an OpenAI chat request, Results → message JSON and stream events.
+"""Anthropic's Messages API: request → engine tasks (`chat_tasks`), Results → message JSON and stream events.
 
 Pure translation. A Messages request is rewritten as a chat completions request
 (one conversion path, as llama-server does), so templates, sampling and tool
@@ -8,12 +8,13 @@ handling stay in one place.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from llamaserve.engine.types import Result
+from llamaserve.engine.types import Result, Task
 from llamaserve.errors import InvalidRequest, MediaUnsupported
+from llamaserve.protocol import openai
 from llamaserve.protocol.native import Number
 from llamaserve.protocol.openai import new_id, validate_model
 
@@ -45,6 +46,18 @@ _CONSUMED = {
     "model", "max_tokens", "messages", "system", "stop_sequences", "tools", "tool_choice", "thinking", "metadata",
     "output_config", "cache_control", "service_tier", "container", "inference_geo", "speed",
 }
+
+
+def chat_tasks(body: Any, server: Callable[[], openai.ChatServer],
+               count_only: bool = False) -> tuple[openai.Plan, list[Task]]:
+    """A Messages body (count_only: a count_tokens one, which needs no max_tokens) as the plan and engine
+    tasks of the chat request it is rewritten as. `server` is called once the Anthropic checks have passed
+    (see openai.ChatServer)."""
+    chat = to_chat_request(body, count_only)
+    s = server()
+    # /v1/messages renders an empty conversation (the template's opening alone), as llama-server's Anthropic
+    # route does; count_tokens keeps the chat path's rule and refuses one
+    return openai.chat_tasks(chat, s.setup, s.tokenizer, s.defaults, allow_empty=not count_only)
 
 
 def to_chat_request(body: Any, count_only: bool = False) -> dict[str, Any]:

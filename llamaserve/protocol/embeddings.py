@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from llamaserve.engine.types import EMBEDDING, RERANK, Result, Task
 from llamaserve.errors import InvalidRequest, NotSupported
-from llamaserve.protocol.native import PROMPT_SCHEMA, Tokenize, tokenize_mixed
+from llamaserve.protocol.native import PROMPT_SCHEMA, tokenize_mixed
+from llamaserve.protocol.tokenizer import Tokenize
 
 # (text, add_special, parse_special) -> tokens
 TokenizeText = Callable[[str, bool, bool], list[int]]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Protocol, TypeVar, Union
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import (
     BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, WithJsonSchema,
@@ -17,32 +16,13 @@ from pydantic import (
 
 from llamaserve.config import SamplingDefaults
 from llamaserve.engine.types import (
-    DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, SlotState, Task, TokenProb,
+    DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb,
 )
 from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.protocol.constraints import request_grammar, schema_grammar
+from llamaserve.protocol.task_defaults import TaskDefaults
+from llamaserve.protocol.tokenizer import Tokenize, Tokenizer
 
-Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
-
-
-class Tokenizer(Protocol):
-    """Text ⇄ tokens of the loaded model (the engine's Model has this shape)."""
-
-    n_vocab: int
-
-    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]: ...
-
-    def detokenize(self, tokens: list[int], special: bool = False) -> str: ...
-
-
-@dataclass(frozen=True)
-class TaskDefaults:
-    """The server's side of every task: sampling defaults (-r / POST /props change them between
-    requests), --cache-reuse, and the default system message (POST /props) of chat requests."""
-
-    sampling: SamplingDefaults
-    cache_reuse: int = 0
-    system_prompt: str = ""
 M = TypeVar("M", bound=BaseModel)
 
 SAMPLER_NAMES = {
@@ -190,31 +170,6 @@ class PropsRequest(BaseModel):
 
     system_prompt: StrictStr | None = None  # system message of chat requests that bring none ("" = none)
     stop: list[StrictStr] | None = None  # stop strings of requests that give none (llama-server's antiprompts)
-
-
-class SlotActionRequest(BaseModel):
-    """The POST /slots/{id_slot}?action=save|restore body (erase reads none)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    filename: StrictStr | None = None
-
-
-# Characters llama-server refuses in slot file names (fs_validate_filename): path separators, characters
-# Windows reserves, C0/C1 controls, and look-alikes of '.', '/' and '\'.
-_FORBIDDEN_IN_FILENAME = frozenset('/\\:*?"<>|\x7f\ufffd\ufeff\uff0e\u2215\u2216') | {chr(c) for c in range(0x20)} \
-    | {chr(c) for c in range(0x80, 0xA0)}
-
-
-def valid_slot_filename(name: str) -> bool:
-    """A plain file name inside --slot-save-path: no directories, no "..", nothing a file system rewrites."""
-    if not name or len(name.encode("utf-8", "surrogatepass")) > 255:
-        return False
-    if any(c in _FORBIDDEN_IN_FILENAME or "\ud800" <= c <= "\udfff" for c in name):
-        return False
-    if name[0] == " " or name[-1] in " .":  # Windows strips these, giving another name
-        return False
-    return ".." not in name and name != "."
 
 
 # Request fields named as in SamplingParams; those SamplingDefaults also holds have a server-wide
@@ -544,29 +499,6 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "lora": _task_lora(task),
         "model": model_alias,
     }
-
-
-def slot_json(s: SlotState, model_alias: str) -> dict[str, Any]:
-    """One slot in GET /slots, llama-server's shape: what its task asked for and how far it got, or
-    how many tokens an idle slot keeps cached."""
-    task = s.task
-    entry: dict[str, Any] = {"id": s.id, "n_ctx": s.n_ctx, "speculative": False, "is_processing": task is not None}
-    if task is not None:
-        entry.update({
-            "id_task": task.id,
-            "n_prompt_tokens": s.n_prompt,
-            "n_prompt_tokens_cache": s.n_cached,
-            "params": generation_settings(task, model_alias),
-            "next_token": [{
-                "has_next_token": True,
-                "has_new_line": s.has_new_line,
-                "n_remain": task.n_predict - s.n_decoded if task.n_predict >= 0 else -1,
-                "n_decoded": s.n_decoded,
-            }],
-        })
-    else:
-        entry["n_cached_tokens"] = s.n_past
-    return entry
 
 
 def _task_lora(task: Task) -> list[dict[str, Any]]:

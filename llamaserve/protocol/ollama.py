@@ -1,4 +1,5 @@
-"""Ollama's API: /api/chat and /api/generate requests → chat/native requests, Results → Ollama's objects.
+"""Ollama's API: /api/chat and /api/generate requests → engine tasks (`chat_tasks`, `generate_tasks`, through
+chat or native requests), Results → Ollama's objects.
 
 Pure translation. Streaming is NDJSON (on unless "stream": false); durations
 are nanoseconds, as Ollama reports them.
@@ -16,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 from llamaserve.engine.types import Result, Task, TokenProb
 from llamaserve.errors import InvalidRequest
 from llamaserve.protocol import native, openai
-from llamaserve.protocol.native import TaskDefaults, Tokenizer
 from llamaserve.protocol.openai import validate_model
+from llamaserve.protocol.task_defaults import TaskDefaults
+from llamaserve.protocol.tokenizer import Tokenizer
 
 VERSION = "0.12.0"  # the Ollama API level these routes follow; clients check it
 
@@ -128,6 +130,20 @@ def _common(req: _Base, n_ctx: int) -> tuple[dict[str, Any], list[str]]:
         if req.top_logprobs is not None:
             fields["top_logprobs"] = req.top_logprobs
     return fields, notes
+
+
+def chat_tasks(body: Any, n_ctx: int, server: Callable[[], openai.ChatServer],
+               report: Callable[[list[str]], None] = lambda notes: None) -> tuple[ChatRequest, openai.Plan, list[Task]]:
+    """An /api/chat body as the request (its model name and stream flag answer it) and the plan and engine
+    tasks of the chat request it is rewritten as. n_ctx: the context per slot, which options.num_ctx is
+    checked against. report gets the notes on options that cannot take effect as soon as the options are
+    read, so a request refused later is still logged with them. `server` is called once the Ollama checks
+    have passed (see openai.ChatServer)."""
+    req, chat, notes = chat_to_openai(body, n_ctx)
+    report(notes)
+    s = server()
+    plan, tasks = openai.chat_tasks(chat, s.setup, s.tokenizer, s.defaults)
+    return req, plan, tasks
 
 
 def chat_to_openai(body: Any, n_ctx: int) -> tuple[ChatRequest, dict[str, Any], list[str]]:

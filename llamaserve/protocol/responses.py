@@ -1,4 +1,4 @@
-"""OpenAI's Responses API, stateless: request → a chat request, Results → response object and stream events.
+"""OpenAI's Responses API, stateless: request → engine tasks, Results → response object and stream events.
 
 Pure translation, like protocol/anthropic.py: the request becomes a chat
 completions body; the generated message becomes `output` items. Every stream
@@ -9,12 +9,13 @@ out, which breaks Codex-style clients).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
-from llamaserve.engine.types import Result
+from llamaserve.engine.types import Result, Task
 from llamaserve.errors import InvalidRequest
+from llamaserve.protocol import openai
 from llamaserve.protocol.native import Number
 from llamaserve.protocol.openai import new_id, validate_model
 
@@ -51,6 +52,17 @@ _CONSUMED = {
     "previous_response_id", "metadata", "store", "user", "include", "truncation", "parallel_tool_calls",
     "service_tier", "prompt_cache_key", "safety_identifier", "background",
 }
+
+
+def chat_tasks(body: Any, server: Callable[[], openai.ChatServer],
+               count_only: bool = False) -> tuple[ResponsesRequest, openai.Plan, list[Task]]:
+    """A Responses body (count_only: an input_tokens one, which needs no input) as the request (the response
+    object echoes it), and the plan and engine tasks of the chat request it is rewritten as. `server` is
+    called once the Responses checks have passed (see openai.ChatServer)."""
+    req, chat = to_chat_request(body, count_only)
+    s = server()
+    plan, tasks = openai.chat_tasks(chat, s.setup, s.tokenizer, s.defaults)
+    return req, plan, tasks
 
 
 def to_chat_request(body: Any, count_only: bool = False) -> tuple[ResponsesRequest, dict[str, Any]]:

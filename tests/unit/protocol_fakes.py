@@ -1,15 +1,17 @@
-"""Stand-ins for the model side of the protocol's pure translation: a tokenizer and a chat setup (no model).
+"""Stand-ins for the model side of the protocol's pure translation: a tokenizer, a chat setup and the server's
+chat side the families' chat_tasks ask for (no model).
 
 Only for the request → task unit tests; behaviour tests elsewhere use the real model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from llamaserve.chat.formats import detect_format
 from llamaserve.config import SamplingDefaults
+from llamaserve.errors import ServerError, Unavailable
 from llamaserve.protocol import openai
-from llamaserve.protocol.native import TaskDefaults
+from llamaserve.protocol.task_defaults import TaskDefaults
 
 BOS = 1
 
@@ -58,3 +60,18 @@ TOKENIZER = FakeTokenizer()
 def text_of(tokens: list[int]) -> str:
     """A prompt's text back from the fake tokens (BOS dropped)."""
     return "".join(chr(t) for t in tokens if t != BOS)
+
+
+def chat_server(setup: openai.ChatSetup | None = None, **task_defaults: Any) -> Callable[[], openai.ChatServer]:
+    """The server's chat side as EngineBridge.chat_server gives it to the families' chat_tasks."""
+    return lambda: openai.ChatServer(setup or chat_setup(), TOKENIZER, defaults(**task_defaults))
+
+
+def loading_server() -> openai.ChatServer:
+    """The chat side while the model loads: EngineBridge.chat_server's 503."""
+    raise Unavailable("Loading model")
+
+
+def broken_template_server() -> openai.ChatServer:
+    """The chat side of a model whose chat template cannot be used: the template's error (500)."""
+    raise ServerError("the chat template cannot be used")

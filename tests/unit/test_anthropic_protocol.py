@@ -1,5 +1,6 @@
 """Anthropic Messages requests → the chat request they run as (protocol.anthropic.to_chat_request), and on
-to engine tasks through the chat path, with a stand-in tokenizer and template (tests/unit/protocol_fakes.py)."""
+to engine tasks in the routes' one call (protocol.anthropic.chat_tasks), with a stand-in tokenizer, template
+and server chat side (tests/unit/protocol_fakes.py): what each body asks of the engine, and which error wins."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 
 import pytest
 
-from llamaserve.errors import InvalidRequest, MediaUnsupported
-from llamaserve.protocol import anthropic, openai
-from tests.unit.protocol_fakes import TOKENIZER, chat_setup, defaults, text_of
+from llamaserve.errors import InvalidRequest, MediaUnsupported, ServerError, Unavailable
+from llamaserve.protocol import anthropic
+from tests.unit.protocol_fakes import (
+    BOS, broken_template_server, chat_server, hermes_setup, loading_server, text_of,
+)
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -64,17 +67,91 @@ def test_count_only_needs_no_max_tokens():
     assert "max_tokens" not in anthropic.to_chat_request({"messages": USER}, count_only=True)
 
 
-@pytest.mark.parametrize("body, allow_empty, expected", [
+@pytest.mark.parametrize("body, count_only, expected", [
     ({"max_tokens": 5, "messages": USER, "stop_sequences": ["END"]}, False,
-     {"prompt": "user: hi\nassistant:", "n_predict": 5, "stop": ["END"], "model": "alias"}),
+     {"prompt": "user: hi\nassistant:", "n_predict": 5, "stop": ["END"], "model": "alias", "stream": False}),
     # llama-server's Anthropic route renders an empty conversation (the template's opening alone)
-    ({"max_tokens": 5, "messages": []}, True, {"prompt": "assistant:", "n_predict": 5}),
+    ({"max_tokens": 5, "messages": []}, False, {"prompt": "assistant:", "n_predict": 5}),
+    ({"max_tokens": 5, "system": "be brief", "messages": USER, "model": "claude", "stream": True}, False,
+     {"prompt": "system: be brief\nuser: hi\nassistant:", "model": "claude", "stream": True}),
+    # a final assistant turn is continued (the chat path's prefill)
+    ({"max_tokens": 5, "messages": [*USER, {"role": "assistant", "content": "Sure"}]}, False,
+     {"prompt": "user: hi\nassistant: Sure"}),
+    # sampling fields reach the tasks; output_config.format becomes a grammar
+    ({"max_tokens": 5, "messages": USER, "temperature": 0.5, "top_k": 3}, False,
+     {"temperature": 0.5, "top_k": 3, "grammar": False}),
+    ({"max_tokens": 5, "messages": USER, "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+     False, {"grammar": True}),
+    # count_tokens: no max_tokens needed (the server's -n then); the same prompt as the message would run
+    ({"messages": USER}, True, {"prompt": "user: hi\nassistant:", "n_predict": -1}),
+    ({"system": "be brief", "messages": USER}, True, {"prompt": "system: be brief\nuser: hi\nassistant:"}),
 ])
-def test_messages_run_as_chat_tasks(body, allow_empty, expected):
-    plan, tasks = openai.chat_tasks(anthropic.to_chat_request(body), chat_setup(), TOKENIZER, defaults(), allow_empty)
+def test_chat_tasks(body, count_only, expected):
+    plan, tasks = anthropic.chat_tasks(body, chat_server(), count_only)
+    assert len(tasks) == 1
     t = tasks[0]
-    got = {"prompt": text_of(t.prompt), "n_predict": t.n_predict, "stop": t.stop, "model": plan.model}
+    got = {"prompt": text_of(t.prompt), "n_predict": t.n_predict, "stop": t.stop, "model": plan.model,
+           "stream": plan.stream, "temperature": t.params.temperature, "top_k": t.params.top_k,
+           "grammar": bool(t.params.grammar)}
+    assert t.prompt[0] == BOS
     assert {k: got[k] for k in expected} == expected
+
+
+def test_chat_tasks_take_the_server_side():
+    # the default system message (POST /props) where the request has none, --cache-reuse on the tasks
+    plan, tasks = anthropic.chat_tasks({"max_tokens": 5, "messages": USER}, chat_server(system_prompt="sys", cache_reuse=8))
+    assert plan.prompt_text == "system: sys\nuser: hi\nassistant:" and tasks[0].cache_reuse == 8
+
+
+@pytest.mark.parametrize("tool_choice, lazy", [(None, True), ({"type": "auto"}, True), ({"type": "any"}, False),
+                                               ({"type": "tool", "name": "f"}, False)])
+def test_tools_constrain_the_calls(tool_choice, lazy):
+    body = {"max_tokens": 5, "messages": USER, "tools": [{"name": "f", "input_schema": {"type": "object"}}]}
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    plan, tasks = anthropic.chat_tasks(body, chat_server(hermes_setup()))
+    assert plan.tool_grammar is not None and tasks[0].params.grammar == plan.tool_grammar.gbnf
+    assert tasks[0].params.grammar_lazy is lazy
+
+
+@pytest.mark.parametrize("body, count_only, server, error, fragment", [
+    # Anthropic's own checks come first: a body they refuse is a 400 even while the model loads
+    ({"messages": USER}, False, loading_server, InvalidRequest, "max_tokens"),
+    ({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, False, loading_server, InvalidRequest,
+     '"role" must be "user" or "assistant"'),
+    ({"max_tokens": 5, "messages": USER, "thinking": {"type": "x"}}, False, broken_template_server, InvalidRequest,
+     '"thinking.type" must be'),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}, False, loading_server,
+     MediaUnsupported, "messages[0]"),
+    # ... in the order the body is converted: max_tokens, system, messages, tools, tool_choice, thinking, output_config
+    ({"max_tokens": 0, "system": [{"type": "image"}], "messages": USER}, False, chat_server(), InvalidRequest,
+     '"max_tokens" must be at least 1'),
+    ({"max_tokens": 5, "system": [{"type": "image"}], "messages": [{"role": "system", "content": "x"}]}, False,
+     chat_server(), MediaUnsupported, "system"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": 5}], "tools": [{}]}, False, chat_server(),
+     InvalidRequest, "must be a string or an array"),
+    ({"max_tokens": 5, "messages": USER, "tools": [{}], "tool_choice": {"type": "x"}}, False, chat_server(),
+     InvalidRequest, 'tools[0]: "name" is required'),
+    ({"max_tokens": 5, "messages": USER, "tool_choice": {"type": "x"}, "thinking": {"type": "x"}}, False, chat_server(),
+     InvalidRequest, '"tool_choice.type" must be'),
+    ({"max_tokens": 5, "messages": USER, "thinking": {"type": "x"}, "output_config": {"format": 1}}, False, chat_server(),
+     InvalidRequest, '"thinking.type" must be'),
+    # then the server's chat side: 503 while loading, the template's error where it cannot be used, both
+    # before the chat path looks at the body
+    ({"max_tokens": 5, "messages": USER}, False, loading_server, Unavailable, "Loading model"),
+    ({"max_tokens": 5, "messages": USER, "tool_choice": {"type": "any"}}, False, loading_server, Unavailable, "Loading"),
+    ({"messages": USER}, True, broken_template_server, ServerError, "cannot be used"),
+    # then the chat path's own checks
+    ({"max_tokens": 5, "messages": USER, "tool_choice": {"type": "any"}}, False, chat_server(), InvalidRequest,
+     'needs "tools"'),
+    ({"max_tokens": 5, "messages": USER, "n": 9}, False, chat_server(), InvalidRequest, '"n" must be between 1 and 4'),
+    # count_tokens refuses the empty conversation that /v1/messages renders
+    ({"messages": []}, True, chat_server(), InvalidRequest, '"messages" must be a non-empty array'),
+])
+def test_which_error_wins(body, count_only, server, error, fragment):
+    with pytest.raises(ServerError) as info:
+        anthropic.chat_tasks(body, server, count_only)
+    assert type(info.value) is error and fragment in info.value.message
 
 
 @pytest.mark.parametrize("body, error, fragment", [
@@ -104,6 +181,5 @@ def test_errors(body, error, fragment):
 
 def test_chat_path_errors_reach_anthropic_requests():
     # what the chat path refuses (here a tool choice naming no tool) is refused for Anthropic bodies too
-    chat = anthropic.to_chat_request({"max_tokens": 5, "messages": USER, "tool_choice": {"type": "any"}})
     with pytest.raises(InvalidRequest, match='needs "tools"'):
-        openai.chat_tasks(chat, chat_setup(), TOKENIZER, defaults())
+        anthropic.chat_tasks({"max_tokens": 5, "messages": USER, "tool_choice": {"type": "any"}}, chat_server())

@@ -6,7 +6,7 @@ import pytest
 
 from llamaserve.config import SamplingDefaults
 from llamaserve.errors import InvalidRequest
-from llamaserve.protocol import native
+from llamaserve.protocol import native, slots
 
 
 def fake_tokenize(text, add_special):
@@ -108,7 +108,7 @@ def test_lora_field_and_body():
 
 @pytest.mark.parametrize("name", ["slot1.bin", "a", "état ü.bin", "x.y.z", ".hidden", "a b", "x" * 255])
 def test_slot_filenames_accepted(name):
-    assert native.valid_slot_filename(name)
+    assert slots.valid_slot_filename(name)
 
 
 @pytest.mark.parametrize("name", [
@@ -117,7 +117,7 @@ def test_slot_filenames_accepted(name):
     "div\u2215slash", "set\u2216minus", "rep\ufffd", "x" * 256, "é" * 128,
 ])
 def test_slot_filenames_refused(name):
-    assert not native.valid_slot_filename(name)
+    assert not slots.valid_slot_filename(name)
 
 
 def test_default_stop_strings_apply_when_a_request_gives_none():

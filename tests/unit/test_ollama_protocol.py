@@ -1,5 +1,6 @@
-"""Ollama requests → chat or native requests and engine tasks (protocol.ollama: chat_to_openai,
-generate_to_openai, generate_tasks), with a stand-in tokenizer and template (tests/unit/protocol_fakes.py)."""
+"""Ollama requests → chat or native requests and engine tasks (protocol.ollama: chat_tasks, the /api/chat route's
+one call, and chat_to_openai, generate_to_openai, generate_tasks), with a stand-in tokenizer, template and server
+chat side (tests/unit/protocol_fakes.py): what each body asks of the engine, and which error wins."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 
 import pytest
 
-from llamaserve.errors import InvalidRequest
-from llamaserve.protocol import ollama, openai
-from tests.unit.protocol_fakes import BOS, TOKENIZER, chat_setup, defaults, text_of
+from llamaserve.errors import InvalidRequest, ServerError, Unavailable
+from llamaserve.protocol import ollama
+from tests.unit.protocol_fakes import (
+    BOS, TOKENIZER, broken_template_server, chat_server, chat_setup, defaults, hermes_setup, loading_server, text_of,
+)
 
 USER = [{"role": "user", "content": "hi"}]
 N_CTX = 512
@@ -116,6 +119,91 @@ def test_chat_errors(body, fragment):
 
 
 def test_chat_runs_as_chat_tasks():
-    _, chat, _ = ollama.chat_to_openai({"messages": USER, "options": {"num_predict": 6}}, N_CTX)
-    plan, tasks = openai.chat_tasks(chat, chat_setup(), TOKENIZER, defaults())
+    _, plan, tasks = ollama.chat_tasks({"messages": USER, "options": {"num_predict": 6}}, N_CTX, chat_server())
     assert (text_of(tasks[0].prompt), tasks[0].n_predict, plan.stream) == ("user: hi\nassistant:", 6, True)
+
+
+def chat(body: dict, server=None, notes: list | None = None):
+    return ollama.chat_tasks(body, N_CTX, server or chat_server(), (notes if notes is not None else []).extend)
+
+
+@pytest.mark.parametrize("body, expected", [
+    # streamed unless "stream": false; the request's model names the answer, the plan's is the server's alias
+    ({"messages": USER}, {"prompt": "user: hi\nassistant:", "stream": True, "name": "", "model": "alias", "n_predict": -1}),
+    ({"messages": USER, "model": "llama3", "stream": False}, {"stream": False, "name": "llama3"}),
+    # options are native sampling fields; num_predict is the chat's max_tokens
+    ({"messages": USER, "options": {"num_predict": 6, "temperature": 0.25, "seed": 3, "stop": ["END"]}},
+     {"n_predict": 6, "temperature": 0.25, "seed": 3, "stop": ["END"]}),
+    ({"messages": USER, "format": "json"}, {"grammar": True}),
+    ({"messages": USER, "format": {"type": "object"}}, {"grammar": True}),
+    ({"messages": USER}, {"grammar": False, "logprobs": None, "n_probs": 0}),
+    ({"messages": USER, "logprobs": True, "top_logprobs": 2}, {"logprobs": 2, "n_probs": 2}),
+    ({"messages": USER, "logprobs": True}, {"logprobs": 0, "n_probs": 1}),
+    # the system message and an earlier tool exchange are rendered in order
+    ({"messages": [{"role": "system", "content": "be brief"}, *USER,
+                   {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]},
+                   {"role": "tool", "content": "42", "tool_name": "f"}]},
+     {"prompt": "system: be brief\nuser: hi\nassistant: \ntool: 42\nassistant:"}),
+    # a final assistant message is continued (the chat path's prefill)
+    ({"messages": [*USER, {"role": "assistant", "content": "Sure"}]}, {"prompt": "user: hi\nassistant: Sure"}),
+])
+def test_chat_tasks(body, expected):
+    req, plan, tasks = chat(body)
+    assert isinstance(req, ollama.ChatRequest) and len(tasks) == 1
+    t = tasks[0]
+    got = {
+        "prompt": text_of(t.prompt), "stream": plan.stream, "name": req.model, "model": plan.model,
+        "n_predict": t.n_predict, "temperature": t.params.temperature, "seed": t.params.seed, "stop": t.stop,
+        "grammar": bool(t.params.grammar), "logprobs": plan.logprobs, "n_probs": t.params.n_probs,
+    }
+    assert t.prompt[0] == BOS
+    assert {k: got[k] for k in expected} == expected
+
+
+def test_chat_tasks_take_the_server_side():
+    _, plan, tasks = chat({"messages": USER}, chat_server(system_prompt="sys", cache_reuse=8))
+    assert plan.prompt_text == "system: sys\nuser: hi\nassistant:" and tasks[0].cache_reuse == 8
+
+
+def test_chat_tools_constrain_the_calls():
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    _, plan, tasks = chat({"messages": USER, "tools": tools}, chat_server(hermes_setup()))
+    assert plan.tool_grammar is not None and tasks[0].params.grammar == plan.tool_grammar.gbnf
+    assert tasks[0].params.grammar_lazy is True
+
+
+@pytest.mark.parametrize("body, server, error, fragment, n_notes", [
+    # Ollama's own checks come first: a body they refuse is a 400 even where the template cannot be used,
+    # and nothing is reported for it
+    ({"messages": USER, "options": {"fancy": 1, "num_ctx": 4096}}, broken_template_server, InvalidRequest,
+     'unknown option "fancy"', 0),
+    ({"messages": [{"role": "user", "content": "x", "images": ["i"]}]}, loading_server, InvalidRequest,
+     "messages[0]: images are not supported", 0),
+    ({"messages": "hi"}, loading_server, InvalidRequest, "messages", 0),
+    # ... in the order the body is converted: options, format, think, then the messages
+    ({"messages": USER, "options": {"fancy": 1}, "format": "yaml"}, chat_server(), InvalidRequest, 'unknown option', 0),
+    ({"messages": USER, "format": "yaml", "think": "max"}, chat_server(), InvalidRequest, '"format" must be', 0),
+    ({"messages": [{"role": "user", "content": "x", "images": ["i"]}], "think": "max"}, chat_server(), InvalidRequest,
+     '"think" must be', 0),
+    # then the server's chat side, after the options' notes are reported
+    ({"messages": USER, "options": {"num_ctx": 4096}}, loading_server, Unavailable, "Loading model", 1),
+    ({"messages": [{"role": "bogus", "content": "x"}]}, broken_template_server, ServerError, "cannot be used", 0),
+    # then the chat path's own checks, the notes reported all the same
+    ({"messages": [{"role": "bogus", "content": "x"}], "options": {"num_ctx": 4096}}, chat_server(), InvalidRequest,
+     '"role" must be one of', 1),
+    ({"messages": []}, chat_server(), InvalidRequest, '"messages" must be a non-empty array', 0),
+    ({"messages": USER, "logprobs": True, "top_logprobs": 30}, chat_server(), InvalidRequest,
+     '"top_logprobs" must be between 0 and 20', 0),
+])
+def test_which_chat_error_wins(body, server, error, fragment, n_notes):
+    notes: list[str] = []
+    with pytest.raises(ServerError) as info:
+        chat(body, server, notes)
+    assert type(info.value) is error and fragment in info.value.message
+    assert len(notes) == n_notes
+
+
+def test_chat_notes_are_reported_once():
+    reports: list[list[str]] = []
+    ollama.chat_tasks({"messages": USER, "options": {"num_ctx": 4096, "num_gpu": 1}}, N_CTX, chat_server(), reports.append)
+    assert len(reports) == 1 and len(reports[0]) == 1 and "num_ctx=4096" in reports[0][0]

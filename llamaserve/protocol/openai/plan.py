@@ -25,8 +25,9 @@ from llamaserve.engine.types import RANDOM_SEED, BudgetSpec, Task
 from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.grammar import SchemaError, schema_to_gbnf
 from llamaserve.protocol import native
-from llamaserve.protocol.native import TaskDefaults, Tokenizer
 from llamaserve.protocol.openai.render import ParsedOutput, PlainOutput
+from llamaserve.protocol.task_defaults import TaskDefaults
+from llamaserve.protocol.tokenizer import Tokenize, Tokenizer
 
 # (messages, add_generation_prompt, tools, template kwargs, continue_final_message) -> prompt text
 Render = Callable[[list[dict[str, Any]], bool, "list[dict] | None", dict[str, Any], bool], str]
@@ -299,6 +300,18 @@ class ChatSetup:
     special_pieces: dict[int, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ChatServer:
+    """The server's side of one chat request: the ChatSetup, the model's tokenizer, the task defaults as they
+    are now. The Anthropic, Responses and Ollama chat_tasks take a function that gives it and call it only
+    once their own family's checks have passed: a body its family refuses is a 400 even while the model
+    loads (503) or where the chat template cannot be used (500); the chat path's own checks come after."""
+
+    setup: ChatSetup
+    tokenizer: Tokenizer
+    defaults: TaskDefaults
+
+
 def _tool_choice(req: ChatCompletionRequest) -> tuple[str, list[dict[str, Any]]]:
     """("none" | "auto" | "required", the tools calls may use). Normalizes req.tools in place: templates
     index into `description` and `parameters`, which clients may leave out."""
@@ -435,7 +448,7 @@ def plan_completions(body: Any, *, max_n: int, model_alias: str, verbose: bool =
 
 
 def build_tasks(
-    plan: Plan, prompts: list[list[int]], defaults: SamplingDefaults, tokenize: native.Tokenize, n_vocab: int,
+    plan: Plan, prompts: list[list[int]], defaults: SamplingDefaults, tokenize: Tokenize, n_vocab: int,
     cache_reuse: int,
 ) -> list[Task]:
     """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""

@@ -1,0 +1,18 @@
+"""The loaded model's text ⇄ tokens, as the pure translation is handed it: the `Tokenizer` protocol (the
+engine's Model has its shape; the unit tests pass a stand-in) and the plain `Tokenize` function form."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
+
+
+class Tokenizer(Protocol):
+    """Text ⇄ tokens of the loaded model (the engine's Model has this shape)."""
+
+    n_vocab: int
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int], special: bool = False) -> str: ...
