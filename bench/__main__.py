@@ -5,6 +5,8 @@ Examples:
   python -m bench --url ours=http://127.0.0.1:8080
   # start llamaserve and llama.cpp's llama-server with identical settings, interleave, print ours/theirs
   python -m bench --llama-server /path/to/llama-server --python-peer --plot bench/results/plot.png
+  # the prompt-cache workloads (bench/cache.py), each run on freshly started servers at their defaults
+  python -m bench --llama-server /path/to/llama-server --workload multiturn,shared-prefix --rounds 2
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 
 import httpx
 
+from bench.cache import WORKLOADS, CacheRun, print_cache_table
 from bench.load import LevelResult, run_level, warm_up
 
 
@@ -171,7 +174,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="repeat the interleaved sweep this many times")
     ap.add_argument("--json", default="bench/results/latest.json", help="where to write the JSON results")
     ap.add_argument("--plot", default=None, metavar="PNG")
+    ap.add_argument("--workload", default="levels", help="levels (the concurrency sweep), or prompt-cache workloads: "
+                    + ", ".join(WORKLOADS) + " (comma-separated)")
     args = ap.parse_args()
+    if args.workload != "levels":
+        run_cache_workloads(args, [w for w in args.workload.split(",") if w])
+        return
 
     model = args.model or _default_model()
     log_dir = pathlib.Path("bench/results")
@@ -257,6 +265,43 @@ def main() -> None:
     print(f"results written to {args.json}", file=sys.stderr)
     if args.plot:
         plot(results, args.plot)
+
+
+def run_cache_workloads(args, workloads: list[str]) -> None:
+    """Each workload on a freshly started server per round, llamaserve and llama-server in turn (the
+    order rotating), both at their defaults but for -m/-c/-t/-b: 4 slots sharing a unified KV cache, and
+    llama-server's --cache-ram 8192 beside ours."""
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"unknown workload(s) {', '.join(unknown)}: choose from levels, {', '.join(WORKLOADS)}")
+    model = args.model or _default_model()
+    log_dir = pathlib.Path("bench/results")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-c", str(args.ctx), "-t", str(args.threads),
+              "-b", str(args.batch), "--no-repack"]
+    servers = [("llamaserve", [sys.executable, "-m", "llamaserve", *common])]
+    if args.llama_server:
+        servers.append(("llama-server", [args.llama_server, *common, "--no-webui"]))
+    runs: list[CacheRun] = []
+    for workload in workloads:
+        for k in range(args.rounds):
+            for name, cmd in servers[k % len(servers):] + servers[: k % len(servers)]:
+                launched = Launched(name, cmd, "native", "/health", log_dir)
+                try:
+                    r = asyncio.run(WORKLOADS[workload](launched.url, name))
+                finally:
+                    launched.stop()
+                print(f"  {workload} {name}: evaluated {r.evaluated} of {r.prompt_tokens} prompt tokens, TTFT p50 "
+                      f"{r.ttft_p50_ms:.0f} ms, wall {r.wall_s:.1f} s, errors {r.errors}"
+                      + (f" ({'; '.join(r.error_samples)})" if r.error_samples else ""), file=sys.stderr)
+                runs.append(r)
+    print_cache_table(runs, "llamaserve", "llama-server" if args.llama_server else None)
+    out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "model": model,
+           "settings": {"ctx": args.ctx, "threads": args.threads, "batch": args.batch, "rounds": args.rounds},
+           "results": [r.as_dict() for r in runs]}
+    pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"results written to {args.json}", file=sys.stderr)
 
 
 def paired_ratios(results: list[LevelResult], ours: str, theirs: str) -> dict[int, dict]:

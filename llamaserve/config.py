@@ -111,6 +111,9 @@ class Config:
     kv_unified: bool | None = None  # None = on only when n_parallel is auto
     ctx_shift: bool = False
     cache_reuse: int = 0
+    cache_ram: int = 8192  # MiB of host memory for the prompt cache (engine/prompt_cache.py); -1 = no limit, 0 = off
+    cache_idle_slots: bool = True  # save idle slots' conversations into it when a request starts
+    kv_unified_per_slot: int = 0  # cap on each slot's context; without -c the KV cache is slots times it
     slot_prompt_similarity: float = 0.1
 
     # model loading

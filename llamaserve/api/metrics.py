@@ -64,6 +64,12 @@ class _EngineCollector:
             ("prompt_tokens", "Number of prompt tokens processed, excluding cached tokens", s.prompt_tokens),
             ("prompt_tokens_cached", "Number of prompt tokens reused from the cache", s.prompt_tokens_cached),
             ("prompt_seconds", "Total time spent processing prompts", s.prompt_seconds),
+            # llamaserve's own: where cached prompt tokens came from (see engine/prompt_reuse.py)
+            ("prompt_tokens_attached", "Prompt tokens attached from another slot's KV cells (shared prefixes)",
+             s.prompt_tokens_attached),
+            ("prompt_tokens_restored", "Prompt tokens restored from the host-memory prompt cache", s.prompt_tokens_restored),
+            ("prompt_cache_hits", "Completion requests that started with part of their prompt cached", s.cache_hits),
+            ("prompt_cache_misses", "Completion requests that evaluated their whole prompt", s.cache_misses),
             ("tokens_predicted", "Number of generation tokens processed", s.predicted_tokens),
             ("tokens_predicted_seconds", "Total time spent generating tokens", s.predicted_seconds),
             ("n_decode", "Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding",
@@ -75,7 +81,11 @@ class _EngineCollector:
         )
         for name, doc, value in counters:
             yield CounterMetricFamily("llamacpp:" + name, doc, value=value)
+        cache = sched.prompt_cache_info()
         gauges = (
+            ("prompt_cache_bytes", "Bytes held by the host-memory prompt cache (--cache-ram)", cache.bytes),
+            ("prompt_cache_tokens", "Tokens held by the host-memory prompt cache", cache.tokens),
+            ("prompt_cache_entries", "Entries in the host-memory prompt cache", cache.entries),
             ("prompt_tokens_seconds", "Average prompt throughput in tokens/s", prompt_rate),
             ("predicted_tokens_seconds", "Average generation throughput in tokens/s", predict_rate),
             ("requests_processing", "Number of requests processing", occupancy.busy),

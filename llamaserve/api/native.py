@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any, AsyncIterator
 
@@ -160,6 +161,8 @@ async def props(request: Request) -> Response:
         "build_info": "llamaserve",
         "is_sleeping": False,
         "cors_proxy_enabled": False,
+        # llamaserve's own: the host-memory prompt cache (--cache-ram) and what it holds now
+        "prompt_cache": dataclasses.asdict(bridge.scheduler.prompt_cache_info()),
         # llamaserve's own: the options this server accepted without acting on them (announced at start-up)
         "ignored_options": ignored_options(config),
     }

@@ -52,7 +52,6 @@ class Flag:
 MULTIMODAL = "multimodal input (a projector for images and audio) is not implemented yet"
 HF = "downloading models (Hugging Face, URLs, Docker Hub) is not implemented yet: pass a local GGUF with -m"
 SPECULATIVE = "speculative decoding (draft models, n-gram drafts) is not implemented yet"
-HOST_CACHE = "the host-memory prompt cache is not implemented yet (a slot keeps only its own last prompt)"
 TOOLS = "built-in agent tools, MCP servers and the CORS proxy are not implemented yet"
 SLEEP = "sleeping on idle (unloading the model) is not implemented yet"
 RPC = "ggml RPC (layers on other machines) is not implemented yet"
@@ -175,7 +174,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--prompt-chunk",), "prompt_chunk", "prompt tokens per step while other requests are in flight (default: 0 = auto: 64 on CPU, the batch size with GPU offload)", v.nonneg_int, None),
     Flag(("-cb", "--cont-batching"), "cont_batching", "continuous batching (default: enabled)", None, "LLAMA_ARG_CONT_BATCHING", ("-nocb", "--no-cont-batching")),
     Flag(("-kvu", "--kv-unified"), "kv_unified", "one KV buffer shared by all slots (default: enabled when -np is auto)", None, "LLAMA_ARG_KV_UNIFIED", ("-no-kvu", "--no-kv-unified")),
-    Flag(("--kv-unified-per-slot",), "", "context limit of each slot in a unified KV cache", v.positive_int, "LLAMA_ARG_KV_UNIFIED_PER_SLOT", needs=HOST_CACHE),
+    Flag(("--kv-unified-per-slot",), "kv_unified_per_slot", "context limit of each slot; without -c the KV cache is sized to -np times it (default: unset)", v.positive_int, "LLAMA_ARG_KV_UNIFIED_PER_SLOT"),
     Flag(("-fa", "--flash-attn"), "flash_attn", "flash attention: on, off or auto (default: auto)", v.on_off_auto, "LLAMA_ARG_FLASH_ATTN", metavar="[on|off|auto]"),
     Flag(("-ctk", "--cache-type-k"), "cache_type_k", f"KV cache type for K {_CACHE_TYPES} (default: f16)", v.cache_type, "LLAMA_ARG_CACHE_TYPE_K", metavar="TYPE"),
     Flag(("-ctv", "--cache-type-v"), "cache_type_v", f"KV cache type for V {_CACHE_TYPES} (default: f16)", v.cache_type, "LLAMA_ARG_CACHE_TYPE_V", metavar="TYPE"),
@@ -186,8 +185,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--cache-reuse",), "cache_reuse", "min chunk size reused from the cache via KV shifting (default: 0 = disabled)", v.nonneg_int, "LLAMA_ARG_CACHE_REUSE"),
     Flag(("--cache-prompt",), "sampling.cache_prompt", "server default of the request field cache_prompt (default: enabled)", None, "LLAMA_ARG_CACHE_PROMPT", ("--no-cache-prompt",)),
     Flag(("-sps", "--slot-prompt-similarity"), "slot_prompt_similarity", "how much a prompt must match a slot's cache to use that slot (default: 0.10, 0.0 = disabled)", v.unit_float, None, metavar="SIMILARITY"),
-    Flag(("-cram", "--cache-ram"), "", "MiB of host memory for cached prompts: -1 no limit, 0 off (llamaserve: 0 until the host cache lands)", v.int_at_least(-1), "LLAMA_ARG_CACHE_RAM", needs=HOST_CACHE, asks=bool),
-    Flag(("--cache-idle-slots",), "", "save idle slots into the host prompt cache", None, "LLAMA_ARG_CACHE_IDLE_SLOTS", ("--no-cache-idle-slots",), needs=HOST_CACHE, asks=bool),
+    Flag(("-cram", "--cache-ram"), "cache_ram", "MiB of host memory for the prompt cache (default: 8192, -1 = no limit, 0 = off)", v.int_at_least(-1), "LLAMA_ARG_CACHE_RAM"),
+    Flag(("--cache-idle-slots",), "cache_idle_slots", "save idle slots into the host prompt cache when a request starts (default: enabled, needs --cache-ram)", None, "LLAMA_ARG_CACHE_IDLE_SLOTS", ("--no-cache-idle-slots",)),
     Flag(("-ctxcp", "--ctx-checkpoints", "--swa-checkpoints"), "", "context checkpoints per slot for sliding-window and recurrent models", v.nonneg_int, "LLAMA_ARG_CTX_CHECKPOINTS",
          noop="has no effect: context checkpoints are not implemented yet; for sliding-window and recurrent models a changed prompt is evaluated again"),
     Flag(("-cms", "--checkpoint-min-step"), "", "least spacing in tokens between context checkpoints", v.nonneg_int, "LLAMA_ARG_CHECKPOINT_MIN_SPACING_NT",

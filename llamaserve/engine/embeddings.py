@@ -10,6 +10,8 @@ from __future__ import annotations
 import llama_cpp.llama_cpp as ll
 import numpy as np
 
+from llamaserve.engine.model import POOLING_IDS
+from llamaserve.engine.types import RERANK, Result
 from llamaserve.errors import ServerError
 
 
@@ -47,3 +49,18 @@ def per_token(ctx, first: int, count: int, n: int) -> np.ndarray:
             raise ServerError(f"failed to get the embedding of batch token {first + k}")
         out[k] = np.ctypeslib.as_array(ptr, shape=(n,))
     return out
+
+
+def result(model, slot, first: int) -> Result:
+    """The final Result of an embedding or rerank task whose input was decoded at batch position `first`."""
+    task = slot.task
+    result = Result(task, done=True, n_prompt=slot.n_prompt, id_slot=slot.id)
+    if task.kind == RERANK:
+        result.score = float(pooled(model.ctx, slot.id, max(1, model.n_cls_out))[0])
+    elif model.pooling == POOLING_IDS["none"]:
+        # one unnormalised vector per token, as llama-server returns them
+        result.embedding = per_token(model.ctx, first, slot.n_prompt, model.n_embd_out).tolist()
+    else:
+        vec = pooled(model.ctx, slot.id, model.n_embd_out)
+        result.embedding = [normalize(vec, task.embd_normalize).tolist()]
+    return result

@@ -179,7 +179,12 @@ class Model:
         self.n_ctx_train = ll.llama_model_n_ctx_train(self.model)
 
         n_slots = config.slots
-        n_ctx = config.n_ctx or self.n_ctx_train
+        per_slot = config.kv_unified_per_slot
+        if config.n_ctx == 0 and per_slot > 0:
+            n_ctx = n_slots * per_slot  # as llama-server: the pool sized from the per-slot cap, unless -c pins it
+            log.info("--kv-unified-per-slot: KV cache of %d slots x %d = %d tokens", n_slots, per_slot, n_ctx)
+        else:
+            n_ctx = config.n_ctx or self.n_ctx_train
         n_batch, n_ubatch = config.n_batch, config.n_ubatch
         pooling = POOLING_IDS[config.pooling_type]
         # Embedding mode always unifies the KV cache: with one stream per sequence libllama splits a
@@ -235,11 +240,16 @@ class Model:
         # Encoder-only models (BERT and kin) have no KV cache: they embed, they cannot generate.
         self.has_memory = bool(self.memory)
         # Without --swa-full the sliding-window layers keep only the last n_swa positions, so a
-        # cached prefix is usable only when its window is still there (see Scheduler._usable_prefix).
+        # cached prefix is usable only when its window is still there (see PromptReuse.usable_prefix).
         self.n_swa = 0 if config.swa_full else ll.llama_model_n_swa(self.model)
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         # Each slot gets n_ctx / n_parallel unless the KV cache is unified (then each may use all of it).
         self.n_ctx_slot = min(ll.llama_n_ctx_seq(self.ctx), self.n_ctx_train)
+        if per_slot > 0:
+            if per_slot > self.n_ctx_slot:
+                log.warning("--kv-unified-per-slot %d is above what a slot can hold (%d): it has no effect; "
+                            "raise -c, or leave -c out to size the KV cache from it", per_slot, self.n_ctx_slot)
+            self.n_ctx_slot = min(self.n_ctx_slot, per_slot)
         self.n_batch = ll.llama_n_batch(self.ctx)
         self.n_ubatch = ll.llama_n_ubatch(self.ctx)
         self.pooling = ll.llama_pooling_type(self.ctx)

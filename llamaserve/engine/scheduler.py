@@ -1,6 +1,6 @@
 """The scheduler thread: owns the llama_context and runs continuous batching.
 
-Each step: admit waiting tasks to free slots (longest cached prefix first),
+Each step: admit waiting tasks to free slots (the prefix each finds cached: prompt_reuse.py),
 build one batch (one token per generating slot, then prompt chunks), one
 llama_decode, sample per slot, and hand all of the step's Results to the
 `deliver` hook in one call.
@@ -25,18 +25,19 @@ import numpy as np
 
 from llamaserve.config import Config
 from llamaserve.engine import embeddings
+from llamaserve.engine.admission import refusal
 from llamaserve.engine.batch import Batch
 from llamaserve.engine.lora import LoraAdapter, Scales
-from llamaserve.engine.model import POOLING_IDS, Model
+from llamaserve.engine.model import Model
+from llamaserve.engine.prompt_reuse import PromptReuse
 from llamaserve.engine.reasoning_budget import ReasoningBudget
+from llamaserve.engine.results import error_result, final_result, progress_result, timings_of
 from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
 from llamaserve.engine.slot import Slot, common_prefix
 from llamaserve.engine.stats import EngineStats
 from llamaserve.engine.text_stream import TextStream
-from llamaserve.engine.types import (
-    COMPLETION, EMBEDDING, RERANK, TASK_KINDS, Occupancy, PromptProgress, Result, SlotState, Task, Timings,
-)
-from llamaserve.errors import ExceedContextSize, InvalidRequest, NotSupported, ServerError, Unavailable
+from llamaserve.engine.types import COMPLETION, Occupancy, PromptCacheInfo, Result, SlotState, Task, Timings
+from llamaserve.errors import ExceedContextSize, InvalidRequest, ServerError, Unavailable
 
 log = logging.getLogger("llamaserve.engine")
 
@@ -44,12 +45,6 @@ Deliver = Callable[[list[Result]], None]
 
 # Returned by a function given to Scheduler.call: "not now, run me again after the next step".
 DEFER = object()
-
-EMBEDDING_MODE_MESSAGE = (
-    "This server runs in embedding mode (--embedding): it serves /embedding, /v1/embeddings and /rerank, "
-    "not text generation"
-)
-
 
 class Scheduler:
     def __init__(self, config: Config, deliver: Deliver):
@@ -71,6 +66,7 @@ class Scheduler:
         self.lora_scales: Scales = ()  # LoRA scales of requests that name none (POST /lora-adapters)
         self._lora_last: Scales = ()  # the scales of the last slots decoded (round robin between settings)
         self.stats = EngineStats()
+        self.reuse: PromptReuse | None = None  # set with the model
         # Called on the scheduler thread with the loaded model, before `ready` is set (the HTTP side builds
         # what it derives from the model, such as the chat renderer, there: once, before any request).
         self.on_ready: Callable[[Model], None] | None = None
@@ -95,7 +91,7 @@ class Scheduler:
                 self._wake.notify()
                 return
         # Stopped (shutdown grace ran out): nothing would ever run them.
-        self.deliver([self._error(t, Unavailable("server is shutting down")) for t in tasks])
+        self.deliver([error_result(t, Unavailable("server is shutting down")) for t in tasks])
 
     def call(self, fn: Callable[[], object]) -> concurrent.futures.Future:
         """Run fn() on the scheduler thread between two steps (where it may touch the context and the
@@ -136,9 +132,18 @@ class Scheduler:
         """Each slot's state. Call it on the scheduler thread, through call(), for a consistent copy."""
         return [
             SlotState(id=s.id, n_ctx=s.n_ctx, busy=s.busy, task=s.task, n_prompt=s.n_prompt, n_cached=s.n_cached,
-                      n_decoded=s.n_decoded, n_past=s.n_past, has_new_line=s.has_new_line)
+                      n_decoded=s.n_decoded, n_past=s.n_past, n_shared=s.n_shared, has_new_line=s.has_new_line)
             for s in self.slots
         ]
+
+    def prompt_cache_info(self) -> PromptCacheInfo:
+        """The host prompt cache's size now (from any thread: plain numbers, a soft snapshot)."""
+        host = self.reuse.host if self.reuse is not None else None
+        return PromptCacheInfo(
+            limit_mib=self.config.cache_ram if host is not None else 0,
+            idle_slots=self.reuse is not None and self.reuse.cache_idle_slots,
+            entries=len(host.entries) if host else 0, tokens=host.tokens if host else 0, bytes=host.bytes if host else 0,
+        )
 
     @property
     def lora_adapters(self) -> list[LoraAdapter]:
@@ -160,7 +165,7 @@ class Scheduler:
         """
         if self.model is None:
             raise Unavailable("Loading model")
-        err = self._refusal(task)
+        err = refusal(self.config, self.model, task)
         if err is not None:
             raise err
 
@@ -170,6 +175,8 @@ class Scheduler:
         try:
             self.model = Model(self.config)
             self.slots = [Slot(i, self.model.n_ctx_slot) for i in range(self.config.slots)]
+            host_cache = self.config.cache_ram if self.model.has_memory and not self.config.embedding_mode else 0
+            self.reuse = PromptReuse(self.model, self.slots, self.stats, host_cache, self.config.cache_idle_slots)
             self.batch = Batch(max(self.model.n_batch, len(self.slots)), len(self.slots))
             self.prompt_chunk = self.config.prompt_chunk or self.model.default_prompt_chunk()
             lora = self.model.lora
@@ -261,9 +268,9 @@ class Scheduler:
         still: collections.deque[Task] = collections.deque()
         while self._waiting:
             task = self._waiting.popleft()
-            refusal = self._refusal(task)
-            if refusal is not None:
-                out.append(self._error(task, refusal))
+            refused = refusal(self.config, self.model, task)
+            if refused is not None:
+                out.append(error_result(task, refused))
                 continue
             if task.kind == COMPLETION:
                 # resolved when the task starts (the server's scales may change while it waits), as llama-server
@@ -278,7 +285,7 @@ class Scheduler:
 
     def _pick_slot(self, task: Task, out: list[Result]) -> Slot | None:
         if task.id_slot >= len(self.slots):
-            out.append(self._error(task, InvalidRequest(f"invalid slot id {task.id_slot}: there are {len(self.slots)} slots")))
+            out.append(error_result(task, InvalidRequest(f"invalid slot id {task.id_slot}: there are {len(self.slots)} slots")))
             return None
         if task.id_slot >= 0:
             slot = self.slots[task.id_slot]
@@ -298,49 +305,13 @@ class Scheduler:
                 return best
         return min(free, key=lambda s: s.t_last_used)
 
-    def _refusal(self, task: Task) -> ServerError | None:
-        model = self.model
-        if task.kind not in TASK_KINDS:
-            return InvalidRequest(f"unknown task kind {task.kind!r}")
-        if task.kind == COMPLETION:
-            if self.config.embedding_mode:
-                return NotSupported(EMBEDDING_MODE_MESSAGE)
-            if not model.has_memory:
-                return NotSupported("This model cannot generate text: it is an encoder-only (embedding) model. "
-                                    "Start the server with `--embedding`")
-            if task.lora:
-                try:
-                    model.lora.check_ids(task.lora)
-                except InvalidRequest as exc:
-                    return exc
-            return None
-        rank = model.pooling == POOLING_IDS["rank"]
-        if task.kind == RERANK and not (self.config.embedding_mode and rank):
-            return NotSupported("This server does not support reranking. Start it with `--reranking`")
-        if task.kind == EMBEDDING:
-            if not self.config.embedding_mode:
-                return NotSupported("This server does not support embeddings. Start it with `--embeddings`")
-            if rank:
-                return NotSupported("This server runs a reranker (pooling 'rank'): use /rerank for scores; "
-                                    "embeddings need another pooling type (--pooling)")
-        n = len(task.prompt)
-        if n == 0:
-            return InvalidRequest("Input content cannot be empty")
-        # A whole input is decoded in one ubatch (see model.embedding_batch_size).
-        if n > model.n_ubatch:
-            return InvalidRequest(f"input ({n} tokens) is too large to process. increase the physical batch size "
-                                  f"(current batch size: {model.n_ubatch})")
-        if n > model.n_ctx_slot:
-            return ExceedContextSize(n, model.n_ctx_slot)
-        return None
-
     def _start(self, slot: Slot, task: Task, out: list[Result]) -> None:
         if task.kind != COMPLETION:
             self._start_embedding(slot, task)
             return
         prompt = task.prompt
         if len(prompt) >= slot.n_ctx:
-            out.append(self._error(task, ExceedContextSize(len(prompt), slot.n_ctx)))
+            out.append(error_result(task, ExceedContextSize(len(prompt), slot.n_ctx)))
             return
         if task.params.ignore_eos:
             # as llama-server: ignore_eos is end-of-generation biases of -inf, shown in the request's
@@ -349,28 +320,15 @@ class Scheduler:
         try:
             chain = SamplerChain(self.model, task.params)
         except ServerError as exc:
-            out.append(self._error(task, exc))
+            out.append(error_result(task, exc))
             return
         except Exception as exc:  # noqa: BLE001 - e.g. a value ctypes cannot pass: this request's fault
-            out.append(self._error(task, InvalidRequest(f"invalid sampling parameters: {exc}")))
+            out.append(error_result(task, InvalidRequest(f"invalid sampling parameters: {exc}")))
             return
         chain.accept_prompt(prompt)
-
-        # The KV cache holds activations computed with the slot's LoRA scales: with other scales
-        # nothing in it can be reused.
-        reuse = task.cache_prompt and slot.lora == task.lora_scales
-        keep = common_prefix(slot.cache, prompt) if reuse else 0
-        leader = self._prompt_leader(task, keep)
-        if leader is not None:
-            keep = 0  # the leader's cache replaces this one
-        elif reuse and task.cache_reuse > 0:
-            keep = slot.reuse_chunks(self.model.memory, prompt, keep, task.cache_reuse)
-        if keep == len(prompt):
-            keep -= 1  # the last prompt token must be decoded again to get its logits
-        keep = self._usable_prefix(slot, keep)
+        begin = self.reuse.start(slot, task)
 
         slot._reset_task_state()
-        slot.lora = task.lora_scales
         slot.task = task
         slot.state = Slot.PROMPT
         slot.chain = chain
@@ -378,54 +336,15 @@ class Scheduler:
         slot.text = TextStream(list(task.stop))
         slot.prompt_np = np.asarray(prompt, dtype=np.int32)
         slot.n_prompt = len(prompt)
-        slot.n_cached = keep
-        slot.leader = leader
+        slot.n_cached = begin.n_cached
+        slot.leader, slot.follow_n = begin.leader, begin.follow_n
         slot.t_start = time.perf_counter()
-        self.stats.prompt_tokens_cached += keep
-        log.debug("slot %d: task %d, %d prompt tokens, %d cached", slot.id, task.id, len(prompt), keep)
+        self.stats.prompt_tokens_cached += begin.n_cached
+        log.debug("slot %d: task %d, %d prompt tokens, %d cached%s", slot.id, task.id, len(prompt), begin.n_cached,
+                  f", waiting for slot {begin.leader.id} to evaluate {begin.follow_n}" if begin.leader else "")
+        self.reuse.started(slot)
         if task.stream and task.return_progress:
-            out.append(self._progress(slot, stepped=False))
-
-    def _usable_prefix(self, slot: Slot, keep: int) -> int:
-        """Cut the slot's sequence to its first `keep` tokens and return how many remain usable:
-        all of them, or none where libllama cannot keep a partial sequence (recurrent state) or
-        the sliding-window layers no longer hold the window that position `keep` attends to."""
-        mem = self.model.memory
-        if 0 < keep < slot.n_past and self.model.n_swa > 0:
-            pos_min = ll.llama_memory_seq_pos_min(mem, slot.id)
-            if pos_min > max(0, keep - self.model.n_swa):
-                log.debug("slot %d: the sliding window of the %d cached tokens is gone, evaluating again", slot.id, keep)
-                keep = 0
-        if keep < slot.n_past and not slot.forget_from(mem, keep):
-            slot.forget_from(mem, 0)
-            keep = 0
-        return keep
-
-    def _prompt_leader(self, task: Task, cached: int) -> Slot | None:
-        """A slot still evaluating the same prompt for a sibling task (same group, same adapter
-        scales) with more of it left than this slot has cached: this task waits and copies its cache."""
-        if task.prompt_group is None:
-            return None
-        for s in self.slots:
-            t = s.task
-            if (t is not None and t.prompt_group is task.prompt_group and s.state == Slot.PROMPT and s.leader is None
-                    and s.lora == task.lora_scales and t.prompt == task.prompt and s.n_prompt - 1 > cached):
-                return s
-        return None
-
-    def _follow(self, leader: Slot) -> None:
-        """The leader's prompt is evaluated: its followers take a copy of its KV cache and decode
-        only the last prompt token themselves (for their own logits)."""
-        mem = self.model.memory
-        n = leader.n_prompt
-        for s in self.slots:
-            if s.leader is not leader:
-                continue
-            s.leader = None
-            s.copy_prefix(mem, leader, n - 1, self.model.unified_kv)
-            s.n_cached = n - 1
-            self.stats.prompt_tokens_cached += n - 1
-            log.debug("slot %d: copied %d prompt tokens from slot %d", s.id, n - 1, leader.id)
+            out.append(progress_result(slot, stepped=False))
 
     def _start_embedding(self, slot: Slot, task: Task) -> None:
         # Stateless: the slot's sequence is emptied after every decode, nothing is cached.
@@ -504,9 +423,9 @@ class Scheduler:
                 slot.state = Slot.GENERATE
                 slot.t_prompt_done = now
                 generating.append(slot)
-                self._follow(slot)
+            self.reuse.follow(slot)
             if slot.task.stream and slot.task.return_progress:
-                out.append(self._progress(slot))  # before the first token, as llama-server sends it
+                out.append(progress_result(slot))  # before the first token, as llama-server sends it
         self._count_decode(sum(k for _, k in chunks), now - t0)
         for slot in generating:
             self._sample(slot, out)
@@ -540,41 +459,22 @@ class Scheduler:
         for slot, first in spans:
             task = slot.task
             if ret != 0:
-                result = self._error(task, ServerError(f"llama_decode failed with status {ret}"), slot)
+                result = error_result(task, ServerError(f"llama_decode failed with status {ret}"), slot)
             else:
                 try:
-                    result = self._embedding_result(slot, first)
+                    result = embeddings.result(self.model, slot, first)
                 except ServerError as exc:
-                    result = self._error(task, exc, slot)
+                    result = error_result(task, exc, slot)
                 result.timings = Timings(prompt_n=slot.n_prompt, prompt_ms=(now - t0) * 1e3)
             out.append(result)
             if self.model.has_memory:
                 ll.llama_memory_seq_rm(self.model.memory, slot.id, -1, -1)
             self._release(slot)
 
-    def _embedding_result(self, slot: Slot, first: int) -> Result:
-        model, task = self.model, slot.task
-        result = Result(task, done=True, n_prompt=slot.n_prompt, id_slot=slot.id)
-        if task.kind == RERANK:
-            result.score = float(embeddings.pooled(model.ctx, slot.id, max(1, model.n_cls_out))[0])
-        elif model.pooling == POOLING_IDS["none"]:
-            # one unnormalised vector per token, as llama-server returns them
-            result.embedding = embeddings.per_token(model.ctx, first, slot.n_prompt, model.n_embd_out).tolist()
-        else:
-            vec = embeddings.pooled(model.ctx, slot.id, model.n_embd_out)
-            result.embedding = [embeddings.normalize(vec, task.embd_normalize).tolist()]
-        return result
-
     def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result]) -> None:
         n = self.batch.n
-        if ret == 1 and self.model.unified_kv:
-            # Idle slots' cached prompts share the cells: drop those first (as llama-server), then retry.
-            idle = [s for s in self.slots if not s.busy and s.n_past]
-            for s in idle:
-                log.warning("slot %d: the KV cache is full; dropping its cached %d tokens", s.id, s.n_past)
-                s.forget_from(self.model.memory, 0)
-            if idle:
-                return
+        if ret == 1 and self.model.unified_kv and self.reuse.drop_idle():
+            return  # idle slots' cached prompts shared the cells: retry without them (as llama-server)
         if ret == 1 and chunks and n > 1:
             # No room in the KV cache for the whole batch: retry with half of it next step (the
             # prompt part shrinks; each generating slot always gets its one token).
@@ -588,9 +488,8 @@ class Scheduler:
             victim = max(generating + [s for s, _ in chunks], key=lambda s: s.n_past)
             held = victim.n_past
             log.warning("slot %d: the KV cache is full; failing its request, which holds %d cells", victim.id, held)
-            ll.llama_memory_seq_rm(self.model.memory, victim.id, 0, -1)
-            victim.cache.clear()
-            out.append(self._error(victim.task, ServerError(
+            victim.forget_from(self.model.memory, 0)
+            out.append(error_result(victim.task, ServerError(
                 f"context size has been exceeded: the KV cache of {self.model.n_ctx} tokens is full, and this "
                 f"request held {held} of them"), victim))
             self._release(victim)
@@ -598,9 +497,8 @@ class Scheduler:
         log.error("llama_decode failed (%d) on a batch of %d tokens", ret, n)
         for slot in generating + [s for s, _ in chunks]:
             if slot.task is not None:
-                ll.llama_memory_seq_rm(self.model.memory, slot.id, 0, -1)
-                slot.cache.clear()
-                out.append(self._error(slot.task, ServerError(f"llama_decode failed with status {ret}"), slot))
+                slot.forget_from(self.model.memory, 0)
+                out.append(error_result(slot.task, ServerError(f"llama_decode failed with status {ret}"), slot))
                 self._release(slot)
 
     # --- sampling and stopping ---
@@ -623,7 +521,7 @@ class Scheduler:
             if token is None:
                 token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
         except ServerError as exc:
-            out.append(self._error(task, exc, slot))
+            out.append(error_result(task, exc, slot))
             self._release(slot)
             return
         if budget and not waiting:
@@ -660,70 +558,18 @@ class Scheduler:
                 and (time.perf_counter() - slot.t_prompt_done) * 1e3 > task.t_max_predict_ms
             ):
                 stop_type = "limit"
-            elif slot.n_past + 1 >= slot.n_ctx and not (self.config.ctx_shift and self._shift_context(slot)):
+            elif slot.n_past + 1 >= slot.n_ctx and not (self.config.ctx_shift and slot.shift_context(self.model.memory, self.model.info.add_bos)):
                 stop_type = "limit"
                 slot.truncated = True
 
         if stop_type != "none":
             text += slot.text.finish()
-            out.append(self._final(slot, stop_type, text))
+            out.append(final_result(slot, stop_type, text))
             self._release(slot)
         elif task.stream and text:
             out.append(Result(task, text=text, tokens=slot.unsent_tokens, probs=slot.unsent_probs,
-                              n_decoded=slot.n_decoded, id_slot=slot.id, timings=self._timings(slot) if task.timings_per_token else None))
+                              n_decoded=slot.n_decoded, id_slot=slot.id, timings=timings_of(slot) if task.timings_per_token else None))
             slot.unsent_tokens, slot.unsent_probs = [], []
-
-    def _shift_context(self, slot: Slot) -> bool:
-        """Make room at the end of a full slot (--context-shift): keep the first n_keep tokens (and
-        BOS), drop n_discard after them, slide the rest down. False when nothing could be dropped."""
-        task = slot.task
-        n_keep = slot.n_prompt if task.n_keep < 0 else min(task.n_keep, slot.n_prompt)
-        if self.model.info.add_bos:
-            n_keep += 1
-        n_keep = min(n_keep, slot.n_ctx - 4)
-        n_left = slot.n_past - n_keep
-        n_discard = min(task.n_discard or n_left // 2, n_left - 1)
-        if n_discard <= 0:
-            return False
-        slot.discard(self.model.memory, n_keep, n_discard)
-        slot.truncated = True
-        log.debug("slot %d: context shift, kept %d, discarded %d", slot.id, n_keep, n_discard)
-        return True
-
-    def _timings(self, slot: Slot) -> Timings:
-        now = time.perf_counter()
-        prompt_end = slot.t_prompt_done or now
-        return Timings(
-            cache_n=slot.n_cached,
-            prompt_n=slot.n_prompt - slot.n_cached,
-            prompt_ms=(prompt_end - slot.t_start) * 1e3,
-            predicted_n=slot.n_decoded,
-            predicted_ms=(now - prompt_end) * 1e3,
-        )
-
-    def _progress(self, slot: Slot, stepped: bool = True) -> Result:
-        task = slot.task
-        elapsed_ms = (time.perf_counter() - slot.t_start) * 1e3 if stepped else 0.0
-        progress = PromptProgress(total=slot.n_prompt, cache=slot.n_cached, processed=slot.n_past, time_ms=int(elapsed_ms))
-        timings = None
-        if task.timings_per_token:  # what is evaluated so far; nothing at all before the first step
-            timings = Timings(cache_n=slot.n_cached, prompt_n=slot.n_past - slot.n_cached, prompt_ms=elapsed_ms)
-        return Result(task, n_prompt=slot.n_prompt, n_cached=slot.n_cached, id_slot=slot.id, timings=timings, progress=progress)
-
-    def _final(self, slot: Slot, stop_type: str, text: str) -> Result:
-        task = slot.task
-        if task.stream:
-            tokens, probs = slot.unsent_tokens, slot.unsent_probs
-        else:
-            tokens, probs, text = slot.generated, slot.probs, slot.text.text
-        return Result(
-            task, text=text, tokens=tokens, probs=probs, done=True, stop_type=stop_type,
-            stopping_word=slot.text.stopping_word, truncated=slot.truncated, n_prompt=slot.n_prompt,
-            n_cached=slot.n_past, n_decoded=slot.n_decoded, timings=self._timings(slot), id_slot=slot.id,
-        )
-
-    def _error(self, task: Task, exc: Exception, slot: Slot | None = None) -> Result:
-        return Result(task, done=True, error=exc, id_slot=slot.id if slot else -1)
 
     def _count_decode(self, n_prompt_tokens: int, seconds: float) -> None:
         n_busy = sum(1 for s in self.slots if s.busy)
@@ -747,16 +593,15 @@ class Scheduler:
         out = []
         for slot in self.slots:
             if slot.task is not None:
-                out.append(self._error(slot.task, exc, slot))
-                ll.llama_memory_seq_rm(self.model.memory, slot.id, 0, -1)
-                slot.cache.clear()
+                out.append(error_result(slot.task, exc, slot))
+                slot.forget_from(self.model.memory, 0)
                 self._release(slot)
         if out:
             self.deliver(out)
 
     def _fail_all(self, exc: ServerError) -> None:
-        out = [self._error(t, exc) for t in list(self._waiting) + list(self._incoming)]
-        out += [self._error(s.task, exc, s) for s in self.slots if s.task is not None]
+        out = [error_result(t, exc) for t in list(self._waiting) + list(self._incoming)]
+        out += [error_result(s.task, exc, s) for s in self.slots if s.task is not None]
         if out:
             try:
                 self.deliver(out)

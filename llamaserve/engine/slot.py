@@ -19,7 +19,8 @@ from llamaserve.engine.types import Task
 log = logging.getLogger("llamaserve.engine")
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a, b) -> int:
+    """Length of the common prefix of two token sequences (lists or int arrays)."""
     n = min(len(a), len(b))
     if n == 0:
         return 0
@@ -37,6 +38,9 @@ class Slot:
         self.n_ctx = n_ctx
         self.cache: list[int] = []  # tokens in this slot's KV sequence, in order
         self.lora: Scales = ()  # the LoRA scales the cache was computed with (and its task runs with)
+        # the first n_shared tokens of the sequence were attached from another slot's cells (seq_cp),
+        # which a unified KV cache then holds once for both (as long as the other keeps them)
+        self.n_shared = 0
         self.state = Slot.IDLE
         self.task: Task | None = None
         self.t_last_used = 0.0
@@ -44,7 +48,8 @@ class Slot:
 
     def _reset_task_state(self) -> None:
         self.chain: SamplerChain | None = None
-        self.leader: Slot | None = None  # a slot evaluating this task's prompt for it (see _follow)
+        self.leader: Slot | None = None  # a slot evaluating this task's prompt prefix for it (see prompt_reuse)
+        self.follow_n = 0  # with a leader: the prefix length taken from it once it has evaluated that far
         self.budget: ReasoningBudget | None = None
         self.text: TextStream | None = None
         self.prompt_np = np.zeros(0, dtype=np.int32)
@@ -79,6 +84,7 @@ class Slot:
             if not ll.llama_memory_seq_rm(mem, self.id, -1 if keep == 0 else keep, -1):
                 return False
             del self.cache[keep:]
+            self.n_shared = min(self.n_shared, keep)
         return True
 
     def discard(self, mem, n_keep: int, n_discard: int) -> None:
@@ -86,6 +92,24 @@ class Slot:
         ll.llama_memory_seq_rm(mem, self.id, n_keep, n_keep + n_discard)
         ll.llama_memory_seq_add(mem, self.id, n_keep + n_discard, self.n_past, -n_discard)
         del self.cache[n_keep : n_keep + n_discard]
+        self.n_shared = min(self.n_shared, n_keep)
+
+    def shift_context(self, mem, add_bos: bool) -> bool:
+        """Make room at the end of a full slot (--context-shift): keep the first n_keep tokens of its
+        task (and BOS), drop n_discard after them, slide the rest down. False when nothing could be dropped."""
+        task = self.task
+        n_keep = self.n_prompt if task.n_keep < 0 else min(task.n_keep, self.n_prompt)
+        if add_bos:
+            n_keep += 1
+        n_keep = min(n_keep, self.n_ctx - 4)
+        n_left = self.n_past - n_keep
+        n_discard = min(task.n_discard or n_left // 2, n_left - 1)
+        if n_discard <= 0:
+            return False
+        self.discard(mem, n_keep, n_discard)
+        self.truncated = True
+        log.debug("slot %d: context shift, kept %d, discarded %d", self.id, n_keep, n_discard)
+        return True
 
     def copy_prefix(self, mem, source: Slot, n: int, unified_kv: bool) -> None:
         """Make this sequence the first n tokens of `source`'s (llama_memory_seq_cp)."""
@@ -96,6 +120,8 @@ class Slot:
             ll.llama_memory_seq_cp(mem, source.id, self.id, -1, -1)
             ll.llama_memory_seq_rm(mem, self.id, n, -1)
         self.cache[:] = source.cache[:n]
+        self.lora = source.lora
+        self.n_shared = n if unified_kv else 0
 
     def reuse_chunks(self, mem, prompt: list[int], keep: int, min_chunk: int) -> int:
         """--cache-reuse: move cached runs of >= min_chunk tokens that reappear later in the
@@ -111,6 +137,7 @@ class Slot:
                 ll.llama_memory_seq_rm(mem, self.id, head_p, head_c)
                 ll.llama_memory_seq_add(mem, self.id, head_c, head_c + n, head_p - head_c)
                 cache[head_p : head_p + n] = cache[head_c : head_c + n]
+                self.n_shared = min(self.n_shared, head_p)
                 head_p += n
                 head_c += n
             else:

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 class EngineStats:
     t_start: float = field(default_factory=time.time)  # unix time the scheduler was created
     prompt_tokens: int = 0  # prompt tokens decoded; tokens reused from a slot's cache are not
-    prompt_tokens_cached: int = 0  # prompt tokens reused from a slot's cache (no decode)
+    prompt_tokens_cached: int = 0  # prompt tokens reused from any cache (no decode): the three below and the slot's own
+    prompt_tokens_attached: int = 0  # of them, attached from another slot's sequence (llama_memory_seq_cp)
+    prompt_tokens_restored: int = 0  # of them, copied back from the host-memory prompt cache
+    cache_hits: int = 0  # completion requests that started with part of their prompt cached
+    cache_misses: int = 0  # ... and those that evaluated all of it
     prompt_seconds: float = 0.0  # time in the decodes that held prompt tokens
     predicted_tokens: int = 0  # tokens sampled, counted when their task ends (finished or cancelled)
     predicted_steps: int = 0  # decode steps behind them: a task's first token comes with its prompt batch

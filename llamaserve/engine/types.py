@@ -206,7 +206,19 @@ class SlotState:
     n_cached: int  # of them, reused from the cache
     n_decoded: int  # tokens generated so far
     n_past: int  # tokens in the slot's KV sequence
+    n_shared: int  # of them, a prefix attached from another slot's cells (see Slot.n_shared)
     has_new_line: bool  # the generated text holds a newline
+
+
+@dataclass(frozen=True)
+class PromptCacheInfo:
+    """The host-memory prompt cache, for /props and /metrics (numbers read without stopping the scheduler)."""
+
+    limit_mib: int  # --cache-ram: -1 = no limit, 0 = off
+    idle_slots: bool  # --cache-idle-slots in effect
+    entries: int
+    tokens: int
+    bytes: int
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,10 @@ def slot_json(s: SlotState, model_alias: str) -> dict[str, Any]:
                 "n_decoded": s.n_decoded,
             }],
         })
-    else:
-        entry["n_cached_tokens"] = s.n_past
+    # llamaserve's own for a busy slot too: the tokens in its KV sequence, and how many of them are a
+    # prefix attached from another slot's cells (held once for both in a unified KV cache)
+    entry["n_cached_tokens"] = s.n_past
+    entry["n_shared_tokens"] = s.n_shared
     return entry
 
 

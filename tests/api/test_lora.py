@@ -105,13 +105,20 @@ def test_slots_show_the_scales_of_a_running_request(lora_server):
         assert [s["params"]["lora"] for s in busy] == [[{"id": 0, "scale": 0.5}]], lora_server.log()[-3000:]
 
 
-def test_the_cache_is_not_reused_under_other_scales(client, outputs):
-    first = complete(client, lora=[{"id": 0, "scale": 0.0}], id_slot=1)
-    again = complete(client, lora=[{"id": 0, "scale": 0.0}], id_slot=1)
+def test_the_cache_is_not_reused_under_other_scales(client):
+    prompt = PROMPT + " And once more:"  # in no other test: no other slot or cache entry holds it
+    off, on = (complete(client, prompt=prompt, lora=[{"id": 0, "scale": s}], cache_prompt=False, id_slot=0)["content"]
+               for s in (0.0, 1.0))
+    first = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.0}], id_slot=1)
+    again = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.0}], id_slot=1)
     assert again["timings"]["cache_n"] == again["tokens_evaluated"] - 1  # same scales: the cache serves
-    other = complete(client, lora=[{"id": 0, "scale": 1.0}], id_slot=1)
-    assert other["timings"]["cache_n"] == 0 and other["timings"]["prompt_n"] == other["tokens_evaluated"]
-    assert (first["content"], other["content"]) == (outputs[0.0], outputs[1.0])
+    # slot 0 holds the prompt under 1.0 now, slot 1 under 0.0: a 1.0 request on slot 1 takes slot 0's cells
+    other = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 1.0}], id_slot=1)
+    assert other["timings"]["cache_n"] == other["tokens_evaluated"] - 1
+    assert (first["content"], other["content"]) == (off, on)
+    # with scales nobody computed it under, nothing is reused
+    half = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.5}], id_slot=1)
+    assert half["timings"]["cache_n"] == 0 and half["timings"]["prompt_n"] == half["tokens_evaluated"]
 
 
 def test_chat_routes_take_the_lora_field(client):

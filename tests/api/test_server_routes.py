@@ -151,6 +151,8 @@ def test_cache_reuse_shifts_cached_chunks(small_server):
         # the middle's KV was computed after the dropped words, so the text may differ from a fresh run
         # (as in llama-server); generation must still go on from the shifted cache
         assert d["tokens_predicted"] == 8 and d["tokens_cached"] == d["tokens_evaluated"] + 7
-        c.post("/completion", json={"prompt": head + "Other words to drop. " + middle, "n_predict": 1, "temperature": 0})
-        off = c.post("/completion", json={"prompt": head + middle, "n_predict": 1, "temperature": 0, "n_cache_reuse": 0}).json()
+        # a passage no cache holds yet without the dropped words (head + middle now is, in host memory)
+        other = "a slow green turtle walks under the tall oak tree by the quiet pond. " * 2
+        c.post("/completion", json={"prompt": head + "Other words to drop. " + other, "n_predict": 1, "temperature": 0})
+        off = c.post("/completion", json={"prompt": head + other, "n_predict": 1, "temperature": 0, "n_cache_reuse": 0}).json()
         assert off["timings"]["cache_n"] < 8

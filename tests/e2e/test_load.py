@@ -93,6 +93,7 @@ def test_disconnects_free_slots_and_memory_stays_flat(server):
     batch(40, seed=1)  # warm-up: allocator pools, caches, compiled paths
     with server.client() as c:
         wait_idle(c, timeout=120)
+        cached_before = c.get("/props").json()["prompt_cache"]["bytes"]
     before = rss_bytes(pid)
     peak = [before]
     done = threading.Event()
@@ -112,11 +113,13 @@ def test_disconnects_free_slots_and_memory_stays_flat(server):
         assert not any(s["is_processing"] for s in slots)
         r = c.post("/completion", json={"prompt": "Hello", "n_predict": 2, "temperature": 0})
         assert r.status_code == 200
-    after = rss_bytes(pid)
+        # what the host prompt cache took meanwhile is held on purpose (bounded by --cache-ram): not a leak
+        cached = c.get("/props").json()["prompt_cache"]["bytes"] - cached_before
+    after = rss_bytes(pid) - max(0, cached)
     errors = [kind for kind, ok in results if not ok]
     cut = sum(kind.endswith("-cut") for kind, _ in results)
     print(f"\nfault run: {len(results)} requests ({cut} disconnected), {len(errors)} errors, "
-          f"RSS before {before >> 10} KiB, after {after >> 10} KiB, "
+          f"RSS before {before >> 10} KiB, after {after >> 10} KiB (less {cached >> 10} KiB more in the prompt cache), "
           f"growth {(after - before) >> 10:+d} KiB, peak growth {(peak[0] - before) >> 10:+d} KiB")
     assert errors == []
     assert cut > N_FAULT_REQUESTS // 5

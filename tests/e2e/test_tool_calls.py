@@ -158,7 +158,7 @@ THINK = "<think>\nThe user wants a greeting.\n</think>\n\nHello there!"
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_reasoning_is_split(qwen3, stream):
-    kw = dict(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=40,
+    kw = dict(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=120,
               extra_body={"grammar": "root ::= " + json.dumps(THINK)})
     with _client(qwen3) as oai:
         if not stream:
@@ -176,6 +176,6 @@ def test_reasoning_is_split(qwen3, stream):
 
 def test_reasoning_format_none_keeps_thoughts_in_content(qwen3):
     with _client(qwen3) as oai:
-        msg = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=40,
+        msg = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=120,
                                           extra_body={"grammar": "root ::= " + json.dumps(THINK), "reasoning_format": "none"}).choices[0].message
     assert "<think>" in msg.content and not (msg.model_extra or {}).get("reasoning_content")

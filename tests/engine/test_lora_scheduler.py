@@ -121,14 +121,18 @@ def test_one_setting_needs_no_extra_decodes(engine):
 
 
 def test_the_cache_is_not_reused_under_other_scales(engine):
-    first = one(engine, lora={0: 0.0}, id_slot=0)
-    again = one(engine, lora={0: 0.0}, id_slot=0)
+    text = "A cache keyed by adapter scales: the weather today is"  # in no other test: no other cache holds it
+    first = one(engine, text=text, lora={0: 0.0}, id_slot=0)
+    again = one(engine, text=text, lora={0: 0.0}, id_slot=0)
     assert again.timings.cache_n == again.n_prompt - 1  # same scales: the prompt comes from the cache
-    other = one(engine, lora={0: 1.0}, id_slot=0)
+    other = one(engine, text=text, lora={0: 1.0}, id_slot=0)
     assert other.timings.cache_n == 0 and other.timings.prompt_n == other.n_prompt
-    assert other.text == one(engine, lora={0: 1.0}, cache_prompt=False).text != first.text
-    back = one(engine, lora={0: 0.0}, id_slot=0)
-    assert back.timings.cache_n == 0 and back.text == first.text
+    assert other.text == one(engine, text=text, lora={0: 1.0}, cache_prompt=False).text != first.text
+    # slot 0 now holds the 1.0 state; the 0.0 one was saved to the host prompt cache under its scales
+    # when `other` took the slot, and comes back from there (never the 1.0 one)
+    back = one(engine, text=text, lora={0: 0.0}, id_slot=0)
+    assert back.timings.cache_n == back.n_prompt - 1 and back.text == first.text
+    assert engine[0].stats.prompt_tokens_restored >= back.n_prompt - 1
 
 
 def test_unknown_adapter_ids_are_refused(engine, base_engine):

@@ -118,8 +118,11 @@ def test_environment_names_and_their_no_twins():
     assert config.ctx_shift  # the command line wins
     config, _ = build_config([], {"LLAMA_ARG_SWA_FULL": "0"})
     assert not config.swa_full  # a plain switch is only turned on by its variable
-    with pytest.raises(UsageError, match="LLAMA_ARG_CACHE_RAM"):
-        build_config([], {"LLAMA_ARG_CACHE_RAM": "1024"})
+    with pytest.raises(UsageError, match="LLAMA_ARG_MMPROJ"):
+        build_config([], {"LLAMA_ARG_MMPROJ": "p.gguf"})
+    config, _ = build_config([], {"LLAMA_ARG_CACHE_RAM": "1024", "LLAMA_ARG_NO_CACHE_IDLE_SLOTS": "1",
+                                  "LLAMA_ARG_KV_UNIFIED_PER_SLOT": "512"})
+    assert (config.cache_ram, config.cache_idle_slots, config.kv_unified_per_slot) == (1024, False, 512)
 
 
 def test_defaults_of_the_new_options_are_llama_servers():
@@ -127,6 +130,7 @@ def test_defaults_of_the_new_options_are_llama_servers():
     assert (c.swa_full, c.warmup, c.kv_offload, c.op_offload, c.check_tensors, c.sampling.cache_prompt) == (False, True, True, True, False, True)
     assert (c.poll, c.priority, c.cpu_strict, c.sse_ping_interval, c.verbosity, c.escape, c.special) == (50, 0, False, 30, 3, True, False)
     assert (c.yarn_ext_factor, c.yarn_attn_factor, c.yarn_beta_slow, c.yarn_beta_fast, c.rope_freq_base) == (-1.0, -1.0, -1.0, -1.0, 0.0)
+    assert (c.cache_ram, c.cache_idle_slots, c.kv_unified_per_slot) == (8192, True, 0)
 
 
 def test_every_flag_of_the_table_is_reachable():
