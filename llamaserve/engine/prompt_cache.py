@@ -57,6 +57,7 @@ class HostCache:
     def lookup(self, prompt, lora: Scales) -> tuple[Entry | None, int]:
         """The entry sharing the longest prefix with `prompt` (same scales) and that length."""
         best, best_n = None, 0
+        prompt = np.asarray(prompt, dtype=np.int32)  # once, not once per entry
         for entry in self.entries:
             if entry.lora != lora:
                 continue

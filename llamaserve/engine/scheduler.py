@@ -266,22 +266,32 @@ class Scheduler:
         if not self._waiting:
             return
         still: collections.deque[Task] = collections.deque()
-        while self._waiting:
-            task = self._waiting.popleft()
-            refused = refusal(self.config, self.model, task)
-            if refused is not None:
-                out.append(error_result(task, refused))
-                continue
-            if task.kind == COMPLETION:
-                # resolved when the task starts (the server's scales may change while it waits), as llama-server
-                task.lora_scales = self.model.lora.resolve(task.lora, self.lora_scales)
-            slot = self._pick_slot(task, out)
-            if slot is None:
-                if not task.cancelled and task.id_slot < len(self.slots):
-                    still.append(task)
-                continue
-            self._start(slot, task, out)
-        self._waiting = still
+        try:
+            while self._waiting:
+                task = self._waiting.popleft()
+                refused = refusal(self.config, self.model, task)
+                if refused is not None:
+                    out.append(error_result(task, refused))
+                    continue
+                if task.kind == COMPLETION:
+                    # resolved when the task starts (the server's scales may change while it waits), as llama-server
+                    task.lora_scales = self.model.lora.resolve(task.lora, self.lora_scales)
+                slot = self._pick_slot(task, out)
+                if slot is None:
+                    if not task.cancelled and task.id_slot < len(self.slots):
+                        still.append(task)
+                    continue
+                try:
+                    self._start(slot, task, out)
+                except Exception as exc:  # noqa: BLE001 - a bug fails this request, not the ones waiting
+                    log.exception("slot %d: starting task %d failed", slot.id, task.id)
+                    slot.forget_from(self.model.memory, 0)  # whatever it was given halfway is not trusted
+                    if slot.task is task:
+                        self._release(slot)
+                    out.append(error_result(task, ServerError(f"internal error: {type(exc).__name__}: {exc}")))
+        finally:
+            # a task popped but neither started nor answered would wait forever: the rest go back in line
+            self._waiting = still + self._waiting
 
     def _pick_slot(self, task: Task, out: list[Result]) -> Slot | None:
         if task.id_slot >= len(self.slots):

@@ -132,3 +132,21 @@ def test_the_kv_cache_accounting_stays_exact_through_hundreds_of_shared_prefixes
         assert 1000 < len(full.prompt) < 1020
         result = run(e, [full])[0]
         assert result.error is None and result.n_decoded == 4
+
+
+def test_a_bug_while_starting_a_request_fails_that_request_and_no_other(monkeypatch):
+    with engine(n_parallel=1) as e:
+        sched, _ = e
+        real = sched.reuse.start
+        calls = []
+
+        def flaky(slot, task):
+            calls.append(task)
+            if len(calls) == 1:
+                raise RuntimeError("injected")
+            return real(slot, task)
+
+        monkeypatch.setattr(sched.reuse, "start", flaky)
+        first, second, third = run(e, [greedy(sched, f"Request {i} is about") for i in range(3)])
+        assert "injected" in str(first.error) and first.error.status == 500
+        assert (second.error, third.error) == (None, None) and second.n_decoded == third.n_decoded == 6
