@@ -112,9 +112,9 @@ def test_the_cache_is_not_reused_under_other_scales(client):
     first = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.0}], id_slot=1)
     again = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.0}], id_slot=1)
     assert again["timings"]["cache_n"] == again["tokens_evaluated"] - 1  # same scales: the cache serves
-    # slot 0 holds the prompt under 1.0 now, slot 1 under 0.0: a 1.0 request on slot 1 takes slot 0's cells
+    # slot 1 holds the prompt under 0.0: a 1.0 request there never reads those cells (it may take
+    # cells computed under 1.0, from slot 0 or the host cache)
     other = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 1.0}], id_slot=1)
-    assert other["timings"]["cache_n"] == other["tokens_evaluated"] - 1
     assert (first["content"], other["content"]) == (off, on)
     # with scales nobody computed it under, nothing is reused
     half = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.5}], id_slot=1)
