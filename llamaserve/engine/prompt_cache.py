@@ -34,6 +34,7 @@ class Entry:
     lora: Scales
     data: ctypes.Array  # libllama's serialised sequence state
     t_used: float = field(default_factory=time.monotonic)
+    dropped: bool = False  # no longer in the store (evicted, or served by a longer entry)
 
     @property
     def size(self) -> int:
@@ -51,7 +52,6 @@ class HostCache:
         self.entries: list[Entry] = []
         self.bytes = 0
         self.tokens = 0
-        self.n_saved = 0
         self.n_evicted = 0
 
     def lookup(self, prompt, lora: Scales) -> tuple[Entry | None, int]:
@@ -66,25 +66,30 @@ class HostCache:
                 best, best_n = entry, n
         return best, best_n
 
-    def covers(self, tokens, lora: Scales) -> bool:
-        """Some entry of these scales begins with all of `tokens` (saving them again would add nothing)."""
+    def covering(self, tokens, lora: Scales) -> Entry | None:
+        """The entry of these scales that begins with all of `tokens` (saving them again would add nothing)."""
         entry, n = self.lookup(tokens, lora)
         if entry is not None and n == len(tokens):
             entry.t_used = time.monotonic()
-            return True
-        return False
+            return entry
+        return None
 
-    def save(self, ctx, seq_id: int, tokens: list[int], lora: Scales) -> Entry | None:
-        """Copy sequence `seq_id` (holding `tokens`) into the store. None where it adds nothing, does
-        not fit under the limit at all, or libllama could not serialise it."""
-        if not tokens or self.covers(tokens, lora):
-            return None
+    def touch(self, entry: Entry) -> None:
+        entry.t_used = time.monotonic()
+
+    def save(self, ctx, seq_id: int, tokens: list[int], lora: Scales) -> tuple[Entry | None, bool]:
+        """Copy sequence `seq_id` (holding `tokens`) into the store. Returns the entry that holds the
+        tokens (None where they do not fit under the limit at all, or libllama could not serialise
+        them) and whether it was stored now (False: an entry held them already)."""
+        held = self.covering(tokens, lora) if tokens else None
+        if held is not None or not tokens:
+            return held, False
         size = ll.llama_state_seq_get_size(ctx, seq_id)
         if size == 0 or (self.limit is not None and size > self.limit):
-            return None
+            return None, False
         data = (ctypes.c_uint8 * size)()
         if ll.llama_state_seq_get_data(ctx, data, size, seq_id) == 0:
-            return None
+            return None, False
         array = np.asarray(tokens, dtype=np.int32)
         # entries this one extends are served by it from now on
         for old in [e for e in self.entries if e.lora == lora and common_prefix(e.tokens, array) == e.n_tokens]:
@@ -93,22 +98,18 @@ class HostCache:
         self.entries.append(entry)
         self.bytes += entry.size
         self.tokens += entry.n_tokens
-        self.n_saved += 1
         self._evict(keep=entry)
         log.debug("updating prompt cache: saved %d tokens (%.1f MiB); %d entries, %.1f MiB", entry.n_tokens,
                   entry.size / MIB, len(self.entries), self.bytes / MIB)
-        return entry
+        return entry, True
 
     def restore(self, ctx, entry: Entry, seq_id: int) -> bool:
         """Load an entry's state into the (empty) sequence `seq_id`. False where libllama found no room."""
         entry.t_used = time.monotonic()
         return ll.llama_state_seq_set_data(ctx, entry.data, entry.size, seq_id) != 0
 
-    def clear(self) -> None:
-        for entry in list(self.entries):
-            self._drop(entry)
-
     def _drop(self, entry: Entry) -> None:
+        entry.dropped = True
         self.entries.remove(entry)
         self.bytes -= entry.size
         self.tokens -= entry.n_tokens

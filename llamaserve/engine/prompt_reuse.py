@@ -74,24 +74,25 @@ class PromptReuse:
                 if n > best:
                     best, source, entry = n, None, found
         leader, follow_n = self._leader(task, min(best, last))
+        # before the slot loses what it holds (all but its own prefix where that serves best, else all
+        # of it), a conversation worth keeping goes to the host cache
+        keeps = own if leader is None and source is None and entry is None else 0
+        if len(slot.cache) - keeps >= SAVE_MIN_TOKENS:
+            self._save(slot)
         if leader is not None:
-            self._save_before_loss(slot, 0)
             slot.forget_from(self.model.memory, 0)
             self.stats.cache_hits += 1
             return Start(0, leader, follow_n)
         if source is not None:
-            self._save_before_loss(slot, 0)
             n = min(best, last)
             slot.copy_prefix(self.model.memory, source, n, self.model.unified_kv)
             keep = self.usable_prefix(slot, n)
             self.stats.prompt_tokens_attached += keep
             log.debug("slot %d: attached %d prompt tokens from slot %d", slot.id, keep, source.id)
         elif entry is not None:
-            self._save_before_loss(slot, 0)
             keep = self._restore(slot, entry, min(best, last))
         else:
             keep = own
-            self._save_before_loss(slot, keep)
             if task.cache_prompt and slot.lora == lora and task.cache_reuse > 0:
                 keep = slot.reuse_chunks(self.model.memory, prompt, keep, task.cache_reuse)
             keep = self.usable_prefix(slot, min(keep, last))
@@ -145,7 +146,8 @@ class PromptReuse:
         """Free the cells of idle slots (saved to the host cache first where there is one). False if none held any."""
         idle = [s for s in self.slots if not s.busy and s.n_past]
         for s in idle:
-            saved = self._save(s) or (self.host is not None and self.host.covers(s.cache, s.lora))
+            self._save(s)
+            saved = s.in_host is not None
             log.warning("slot %d: the KV cache is full; dropping its cached %d tokens%s", s.id, s.n_past,
                         " (kept in the host prompt cache)" if saved else "")
             s.forget_from(self.model.memory, 0)
@@ -178,14 +180,23 @@ class PromptReuse:
             return 0
         slot.cache[:] = entry.tokens.tolist()
         slot.lora = entry.lora
+        slot.in_host = (entry, entry.n_tokens)
         keep = self.usable_prefix(slot, n)
         self.stats.prompt_tokens_restored += keep
         log.debug("slot %d: restored %d prompt tokens from the host prompt cache", slot.id, keep)
         return keep
 
-    def _save_before_loss(self, slot: Slot, keep: int) -> None:
-        if len(slot.cache) - keep >= SAVE_MIN_TOKENS:
-            self._save(slot)
-
     def _save(self, slot: Slot) -> bool:
-        return self.host is not None and self.host.save(self.model.ctx, slot.id, slot.cache, slot.lora) is not None
+        """Put the slot's conversation into the host cache unless an entry holds it already; True if
+        stored now. A slot unchanged since its entry was found is not looked up again: idle slots are
+        offered at every request start, and a lookup compares against every entry."""
+        if self.host is None or not slot.cache:
+            return False
+        if slot.in_host is not None:
+            entry, n = slot.in_host
+            if n == len(slot.cache) and not entry.dropped:
+                self.host.touch(entry)
+                return False
+        entry, new = self.host.save(self.model.ctx, slot.id, slot.cache, slot.lora)
+        slot.in_host = (entry, len(slot.cache)) if entry is not None else None
+        return new

@@ -46,6 +46,7 @@ Deliver = Callable[[list[Result]], None]
 # Returned by a function given to Scheduler.call: "not now, run me again after the next step".
 DEFER = object()
 
+
 class Scheduler:
     def __init__(self, config: Config, deliver: Deliver):
         self.config = config

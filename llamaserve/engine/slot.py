@@ -41,6 +41,9 @@ class Slot:
         # the first n_shared tokens of the sequence were attached from another slot's cells (seq_cp),
         # which a unified KV cache then holds once for both (as long as the other keeps them)
         self.n_shared = 0
+        # (entry, n): the host prompt cache entry known to hold this sequence as it is while it has
+        # n tokens (see PromptReuse._save); None once the sequence is cut or moved
+        self.in_host = None
         self.state = Slot.IDLE
         self.task: Task | None = None
         self.t_last_used = 0.0
@@ -85,6 +88,7 @@ class Slot:
                 return False
             del self.cache[keep:]
             self.n_shared = min(self.n_shared, keep)
+            self.in_host = None
         return True
 
     def discard(self, mem, n_keep: int, n_discard: int) -> None:
@@ -93,6 +97,7 @@ class Slot:
         ll.llama_memory_seq_add(mem, self.id, n_keep + n_discard, self.n_past, -n_discard)
         del self.cache[n_keep : n_keep + n_discard]
         self.n_shared = min(self.n_shared, n_keep)
+        self.in_host = None
 
     def shift_context(self, mem, add_bos: bool) -> bool:
         """Make room at the end of a full slot (--context-shift): keep the first n_keep tokens of its
@@ -122,6 +127,7 @@ class Slot:
         self.cache[:] = source.cache[:n]
         self.lora = source.lora
         self.n_shared = n if unified_kv else 0
+        self.in_host = None
 
     def reuse_chunks(self, mem, prompt: list[int], keep: int, min_chunk: int) -> int:
         """--cache-reuse: move cached runs of >= min_chunk tokens that reappear later in the
@@ -138,6 +144,7 @@ class Slot:
                 ll.llama_memory_seq_add(mem, self.id, head_c, head_c + n, head_p - head_c)
                 cache[head_p : head_p + n] = cache[head_c : head_c + n]
                 self.n_shared = min(self.n_shared, head_p)
+                self.in_host = None
                 head_p += n
                 head_c += n
             else:

@@ -78,8 +78,7 @@ def _restore(scheduler: Scheduler, slot, path: str) -> SlotFileResult:
         raise NotFound(f"Unable to restore slot: no slot save file named '{name}'")
     t0 = time.perf_counter()
     model = scheduler.model
-    ll.llama_memory_seq_rm(model.memory, slot.id, -1, -1)  # the old state goes whatever happens next
-    slot.cache.clear()
+    slot.forget_from(model.memory, 0)  # the old state goes whatever happens next
     count = ctypes.c_size_t(0)
     n = ll.llama_state_seq_load_file(model.ctx, os.fsencode(path), slot.id, None, 0, ctypes.byref(count))
     if n != 0:
@@ -120,8 +119,7 @@ def _unwrap(tokens: list[int]) -> list[int]:
 
 def _erase(scheduler: Scheduler, slot) -> SlotFileResult:
     n = len(slot.cache)
-    ll.llama_memory_seq_rm(scheduler.model.memory, slot.id, -1, -1)
-    slot.cache.clear()
+    slot.forget_from(scheduler.model.memory, 0)
     return SlotFileResult(slot.id, n)
 
 
