@@ -87,11 +87,21 @@ class ModelPreset:
     flags: dict[str, list[str]] = field(default_factory=dict)  # Config field -> argv tokens for the child
     load_on_startup: bool | None = None
     stop_timeout: float | None = None  # seconds an unloading child gets before it is killed
+    dedup_cache_models: bool = False  # hide the cache models its -hf (and draft -hf) files are, from the listing
 
 
 @dataclass
 class Config:
-    model: str = ""  # "" = router mode: no model of its own, one child process per loaded model
+    model: str = ""  # "" = router mode (unless -hf or -mu names the model): one child process per loaded model
+    # Models from elsewhere (hub/): fetched before the model loads, and `model` set to the local file
+    hf_repo: str = ""  # -hf "<user>/<repo>[:quant]"
+    hf_file: str = ""  # -hff: that file of the repository rather than the quantization's
+    hf_token: str = ""  # -hft / HF_TOKEN
+    model_url: str = ""  # -mu: a GGUF by URL, kept in url_cache_dir (or at -m's path)
+    mmproj_auto: bool = True  # the repository's projector comes with an -hf model
+    mmproj_path: str = ""  # the projector downloaded with the model (not loaded yet: issue 19)
+    hub_endpoint: str = "https://huggingface.co/"  # MODEL_ENDPOINT / HF_ENDPOINT
+    url_cache_dir: str = ""  # where -mu downloads go (llama.cpp's cache directory)
     alias: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
@@ -236,7 +246,7 @@ class Config:
     models_autoload: bool = True  # load a model on its first request
     models_default: str = ""  # model for requests that name none; "" = the bundled model
     models_idle_ttl: float = 0.0  # seconds a loaded model may sit idle before it is unloaded; 0 = never
-    # Hugging Face hub cache whose models the router lists as "<user>/<repo>:<QUANT>" (router/hf_cache.py);
+    # Hugging Face hub cache whose models the router lists as "<user>/<repo>:<QUANT>" (hub/cache.py), where -hf downloads go;
     # the command line sets it from LLAMA_CACHE & co, "" = none
     model_cache_dir: str = ""
     model_presets: dict[str, ModelPreset] = field(default_factory=dict)  # parsed --models-preset, by section
@@ -286,7 +296,12 @@ class Config:
 
     @property
     def router_mode(self) -> bool:
-        return not self.model
+        return not (self.model or self.hf_repo or self.model_url)
+
+    @property
+    def remote_model(self) -> bool:
+        """The model is fetched (or found in a cache) before it loads: -hf, or -mu."""
+        return bool(self.hf_repo or self.model_url)
 
     @property
     def n_choices_limit(self) -> int:
@@ -310,7 +325,10 @@ class Config:
     def model_alias(self) -> str:
         """The name the API reports: the first alias in sorted order, as llama-server picks it, else the file name."""
         aliases = self.model_aliases
-        return aliases[0] if aliases else pathlib.Path(self.model).name
+        if aliases:
+            return aliases[0]
+        # llama-server names an -hf model by its repository, as given (the router lists cached ones so too)
+        return self.hf_repo or pathlib.Path(self.model).name
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

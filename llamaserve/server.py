@@ -172,7 +172,8 @@ def run(config: Config) -> int:
                 log.info("server is listening on %s", listening_addresses(server, config))
 
     threading.Thread(target=watch_load, name="llamaserve-load-watch", daemon=True).start()
-    log.info("llamaserve starting: model %s, %d slots", config.model, config.slots)
+    where = f"{config.hf_repo} (Hugging Face)" if config.hf_repo else config.model_url if config.model_url else config.model
+    log.info("llamaserve starting: model %s, %d slots", where, config.slots)
     if config.api_keys:
         log.info("API key required on all but the public routes (%d key%s)", len(config.api_keys), "s" * (len(config.api_keys) > 1))
     try:

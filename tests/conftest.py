@@ -83,6 +83,9 @@ class LiveServer:
             self.proc.kill()
 
 
+_MODEL_FLAGS = {"-m", "--model", "-hf", "-hfr", "--hf-repo", "-mu", "--model-url"}  # the test names the model itself
+
+
 def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False,
                  env: dict[str, str] | None = None) -> LiveServer:
     """A llamaserve subprocess on the bundled model (`-m` may name another), or with router=True
@@ -93,7 +96,7 @@ def start_server(tmp_dir, *args: str, wait: bool = True, router: bool = False,
     log_path = os.path.join(str(tmp_dir), f"server-{port}.log")
     if router:
         env = {"LLAMA_CACHE": os.path.join(str(tmp_dir), "no-hf-cache"), **(env or {})}
-    model = [] if router or "-m" in args or "--model" in args else ["-m", MODEL]
+    model = [] if router or set(args) & _MODEL_FLAGS else ["-m", MODEL]
     cmd = [sys.executable, "-m", "llamaserve", "--port", str(port), "-t", "2", *model, *args]
     proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
                             env={**os.environ, **env} if env else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 
@@ -22,6 +23,8 @@ from llamaserve.api.stream_sessions import StreamSessions
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
 from llamaserve.errors import Unavailable
+from llamaserve.hub.fetch import fetch_model
+from llamaserve.hub.progress import Progress
 
 log = logging.getLogger("llamaserve.http")
 
@@ -123,6 +126,11 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.state.bridge = bridge
     app.state.stream_sessions = sessions
     app.state.metrics = metrics.ServerMetrics(bridge.scheduler) if config.endpoint_metrics else None
+    app.state.download = None
+    if config.remote_model:
+        # the model comes from the hub or a URL: fetched on the scheduler thread, progress shown by /health
+        app.state.download = Progress()
+        bridge.scheduler.before_load = functools.partial(fetch_model, config, app.state.download)
     errors.install(app)
     app.include_router(native.router)
     app.include_router(slots.router)

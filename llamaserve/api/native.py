@@ -35,7 +35,14 @@ def _config(request: Request) -> Config:
 @router.get("/health")
 @router.get("/v1/health")
 async def health(request: Request) -> Response:
-    _bridge(request).model  # raises 503 while loading
+    try:
+        _bridge(request).model  # raises 503 while loading
+    except Unavailable as exc:
+        download = request.app.state.download
+        figures = download.snapshot() if download is not None else {}
+        if figures and not _bridge(request).scheduler.ready.is_set():
+            raise Unavailable(exc.message, download=figures) from None  # the model is still arriving
+        raise
     return json_response({"status": "ok"})
 
 

@@ -130,10 +130,9 @@ async def generate(request: Request) -> Response:
     body = await read_json_object(request)
     bridge: EngineBridge = request.app.state.bridge
     model = bridge.model
-    req, fields, notes = ollama.generate_to_openai(body, model.n_ctx_slot)
-    _log_notes(request, notes)
+    req, plan, tasks = ollama.generate_tasks(body, model.n_ctx_slot, bridge.tokenizer, bridge.task_defaults(),
+                                             lambda: bridge.chat, lambda notes: _log_notes(request, notes))
     name = req.model or _config(request).model_alias
-    plan, tasks = ollama.generate_tasks(req, fields, bridge.tokenizer, bridge.task_defaults(), lambda: bridge.chat)
     bridge.check(tasks)  # e.g. 501 on an embedding-only server, before the stream starts
     if not req.stream:
         if not req.prompt and not req.context:  # Ollama: an empty prompt only loads the model

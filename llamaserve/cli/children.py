@@ -140,7 +140,9 @@ def read_models_preset(path: str) -> dict[str, ModelPreset]:
                     preset.load_on_startup = v.boolean(raw)
                 elif key == "stop-timeout":
                     preset.stop_timeout = v.seconds(raw)
-                elif key in ("version", "dedup-cache-models"):
+                elif key == "dedup-cache-models":
+                    preset.dedup_cache_models = v.boolean(raw)
+                elif key == "version":
                     continue
                 elif key in keys:
                     flag, negated = keys[key]

@@ -32,6 +32,7 @@ class Flag:
     gpu: Callable[[Any], bool] | None = None  # values that act only where libllama has a GPU backend
     command: str = ""  # an informational command that runs instead of the server (help, version, ...)
     removed: str = ""  # llama.cpp removed the option: what to use instead
+    expands: tuple[str, ...] = ()  # a preset: it stands for these options
 
     @property
     def long_name(self) -> str:
@@ -50,7 +51,25 @@ class Flag:
 # The capabilities that have issues of their own; their options parse, and until they land a value
 # that asks for one stops start-up with this line.
 MULTIMODAL = "multimodal input (a projector for images and audio) is not implemented yet"
-HF = "downloading models (Hugging Face, URLs, Docker Hub) is not implemented yet: pass a local GGUF with -m"
+_FIM = ("--port", "8012", "-ub", "1024", "-b", "1024", "-c", "0", "--cache-reuse", "256")
+_GPT_OSS = ("--port", "8013", "-ub", "2048", "-b", "32768", "-np", "2", "-c", "262144", "--temp", "1.0", "--top-p", "1.0",
+            "--top-k", "0", "--min-p", "0.01", "--jinja")
+_QWEN_DRAFT = ("-hfd", "ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF:Q8_0")
+# llama-server's preset models: each stands for these options, read where it stands on the command line
+PRESETS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("--embd-gemma-default", "EmbeddingGemma 300M", ("-hf", "ggml-org/embeddinggemma-300M-qat-q4_0-GGUF", "-hff", "embeddinggemma-300M-qat-Q4_0.gguf", "--port", "8011", "-ub", "2048", "-b", "2048", "-np", "32", "-c", "65536", "--embedding")),
+    ("--fim-qwen-1.5b-default", "Qwen 2.5 Coder 1.5B", ("-hf", "ggml-org/Qwen2.5-Coder-1.5B-Q8_0-GGUF", "-hff", "qwen2.5-coder-1.5b-q8_0.gguf", *_FIM)),
+    ("--fim-qwen-3b-default", "Qwen 2.5 Coder 3B", ("-hf", "ggml-org/Qwen2.5-Coder-3B-Q8_0-GGUF", "-hff", "qwen2.5-coder-3b-q8_0.gguf", *_FIM)),
+    ("--fim-qwen-7b-default", "Qwen 2.5 Coder 7B", ("-hf", "ggml-org/Qwen2.5-Coder-7B-Q8_0-GGUF", "-hff", "qwen2.5-coder-7b-q8_0.gguf", *_FIM)),
+    ("--fim-qwen-7b-spec", "Qwen 2.5 Coder 7B with the 0.5B as its draft", ("-hf", "ggml-org/Qwen2.5-Coder-7B-Q8_0-GGUF", "-hff", "qwen2.5-coder-7b-q8_0.gguf", *_QWEN_DRAFT, *_FIM)),
+    ("--fim-qwen-14b-spec", "Qwen 2.5 Coder 14B with the 0.5B as its draft", ("-hf", "ggml-org/Qwen2.5-Coder-14B-Q8_0-GGUF", "-hff", "qwen2.5-coder-14b-q8_0.gguf", *_QWEN_DRAFT, *_FIM)),
+    ("--fim-qwen-30b-default", "Qwen 3 Coder 30B A3B", ("-hf", "ggml-org/Qwen3-Coder-30B-A3B-Instruct-Q8_0-GGUF", "-hff", "qwen3-coder-30b-a3b-instruct-q8_0.gguf", *_FIM)),
+    ("--gpt-oss-20b-default", "gpt-oss-20b", ("-hf", "ggml-org/gpt-oss-20b-GGUF", "-hff", "gpt-oss-20b-mxfp4.gguf", *_GPT_OSS)),
+    ("--gpt-oss-120b-default", "gpt-oss-120b", ("-hf", "ggml-org/gpt-oss-120b-GGUF", *_GPT_OSS)),
+    ("--vision-gemma-4b-default", "Gemma 3 4B QAT", ("-hf", "ggml-org/gemma-3-4b-it-qat-GGUF", "--port", "8014", "-c", "0", "--jinja")),
+    ("--vision-gemma-12b-default", "Gemma 3 12B QAT", ("-hf", "ggml-org/gemma-3-12b-it-qat-GGUF", "--port", "8014", "-c", "0", "--jinja")),
+)
+DOCKER = "downloading models from Docker Hub is not implemented: use -hf <user>/<repo>[:quant] or a local GGUF with -m"
 SPECULATIVE = "speculative decoding (draft models, n-gram drafts) is not implemented yet"
 TOOLS = "built-in agent tools, MCP servers and the CORS proxy are not implemented yet"
 SLEEP = "sleeping on idle (unloading the model) is not implemented yet"
@@ -58,7 +77,6 @@ RPC = "ggml RPC (layers on other machines) is not implemented yet"
 
 SPEC_NOOP = "has no effect: " + SPECULATIVE
 MM_NOOP = "has no effect: " + MULTIMODAL
-HF_NOOP = "has no effect: " + HF
 NO_GPU = "has no effect: this libllama build has no GPU backend, everything runs on the CPU"
 POLL_NOOP = ("has no effect: this ggml build runs its compute threads with OpenMP, whose threads wait as "
              "OMP_WAIT_POLICY says; the polling level is read only by ggml's own workers")
@@ -104,21 +122,19 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--version",), "", "print the version of llamaserve and of the llama.cpp build it runs on, and exit", command="version"),
     Flag(("--completion-bash",), "", "print a bash completion script for llamaserve and exit", command="completion_bash"),
     Flag(("--list-devices",), "", "print the devices libllama can offload to, and exit", command="list_devices"),
-    Flag(("-cl", "--cache-list"), "", "list the models in the llama.cpp download cache and exit", needs=HF),
+    Flag(("-cl", "--cache-list"), "", "list the models in the Hugging Face cache (LLAMA_CACHE, HF_HUB_CACHE, ...) and exit", command="cache_list"),
 
     # --- model ---
     Flag(("-m", "--model"), "model", "model path (default: none = router mode, serving the bundled SmolLM2-135M-Instruct and the --models-dir models)", str, "LLAMA_ARG_MODEL", metavar="FNAME"),
     Flag(("-a", "--alias"), "alias", "model names for the API, comma-separated; the first in sorted order is reported (default: model file name)", str, "LLAMA_ARG_ALIAS", metavar="STRING"),
     Flag(("--tags",), "tags", "model tags, comma-separated; informational, shown in /models and /v1/models (default: none)", v.key_list, "LLAMA_ARG_TAGS", metavar="STRING"),
-    Flag(("-mu", "--model-url"), "", "download the model from this URL", str, "LLAMA_ARG_MODEL_URL", metavar="MODEL_URL", needs=HF),
-    Flag(("-dr", "--docker-repo"), "", "download the model from a Docker Hub repository", str, "LLAMA_ARG_DOCKER_REPO", metavar="[<repo>/]<model>[:quant]", needs=HF),
-    Flag(("-hf", "-hfr", "--hf-repo"), "", "download the model from a Hugging Face repository", str, "LLAMA_ARG_HF_REPO", metavar="<user>/<model>[:quant]", needs=HF),
-    Flag(("-hff", "--hf-file"), "", "file of the --hf-repo repository to download", str, "LLAMA_ARG_HF_FILE", metavar="FILE", noop=HF_NOOP),
-    Flag(("-hft", "--hf-token"), "", "Hugging Face access token (default: HF_TOKEN)", str, "HF_TOKEN", metavar="TOKEN", noop=HF_NOOP),
-    *(Flag((name,), "", "download and serve a preset model with its recommended settings", needs=HF) for name in (
-        "--embd-gemma-default", "--fim-qwen-1.5b-default", "--fim-qwen-3b-default", "--fim-qwen-7b-default",
-        "--fim-qwen-7b-spec", "--fim-qwen-14b-spec", "--fim-qwen-30b-default", "--gpt-oss-20b-default",
-        "--gpt-oss-120b-default", "--vision-gemma-4b-default", "--vision-gemma-12b-default")),
+    Flag(("-mu", "--model-url"), "model_url", "download the model from this URL into llama.cpp's cache (LLAMA_CACHE, else ~/.cache/llama.cpp); with -m, to that path", str, "LLAMA_ARG_MODEL_URL", metavar="MODEL_URL"),
+    Flag(("-dr", "--docker-repo"), "", "download the model from a Docker Hub repository", str, "LLAMA_ARG_DOCKER_REPO", metavar="[<repo>/]<model>[:quant]", needs=DOCKER),
+    Flag(("-hf", "-hfr", "--hf-repo"), "hf_repo", "Hugging Face model repository, <user>/<model>[:quant]: the quantization (case-insensitive; default Q4_K_M, then Q8_0, then the first model file) picks the file, split GGUFs included; the projector comes with it unless --no-mmproj; kept in the Hugging Face cache", str, "LLAMA_ARG_HF_REPO", metavar="<user>/<model>[:quant]"),
+    Flag(("-hff", "--hf-file"), "hf_file", "the file of the --hf-repo repository to load, overriding its quantization", str, "LLAMA_ARG_HF_FILE", metavar="FILE"),
+    Flag(("-hft", "--hf-token"), "hf_token", "Hugging Face access token (default: HF_TOKEN)", str, "HF_TOKEN", metavar="TOKEN"),
+    *(Flag((name,), "", f"serve {what} with llama-server's settings for it: {' '.join(tokens)} (downloads it with -hf)",
+           expands=tokens) for name, what, tokens in PRESETS),
     Flag(("--lora",), "lora", "LoRA adapter file, applied at scale 1; repeatable or comma-separated (default: none)", v.lora_files, None, metavar="FNAME", repeatable=True, unparse=v.lora_argv),
     Flag(("--lora-scaled",), "lora", "LoRA adapter file with its scale, FNAME:SCALE; repeatable or comma-separated (default: none)", v.lora_scaled, None, metavar="FNAME:SCALE,...", repeatable=True, unparse=v.lora_argv),
     Flag(("--lora-init-without-apply",), "lora_init_without_apply", "load the LoRA adapters at scale 0; set their scales later with POST /lora-adapters (default: disabled)"),
@@ -291,12 +307,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--props",), "endpoint_props", "enable changing global properties via POST /props (default: disabled)", None, "LLAMA_ARG_ENDPOINT_PROPS"),
     Flag(("--slot-save-path",), "slot_save_path", "directory for slot KV cache files: POST /slots/{id}?action=save|restore (default: disabled)", v.directory, None, metavar="PATH"),
     Flag(("--media-path",), "", "directory from which file:// media may be read", str, None, metavar="PATH", noop=MM_NOOP),
-    Flag(("--offline",), "offline", "never reach the network (llamaserve loads only local files)", None, "LLAMA_ARG_OFFLINE"),
+    Flag(("--offline",), "offline", "never reach the network: -hf and -mu models come from the cache only", None, "LLAMA_ARG_OFFLINE"),
 
     # --- multimodal ---
     Flag(("-mm", "--mmproj"), "", "multimodal projector file", str, "LLAMA_ARG_MMPROJ", metavar="FILE", needs=MULTIMODAL),
     Flag(("-mmu", "--mmproj-url"), "", "download the multimodal projector from this URL", str, "LLAMA_ARG_MMPROJ_URL", metavar="URL", needs=MULTIMODAL),
-    Flag(("--mmproj-auto",), "", "use the projector found with -hf (--no-mmproj: never)", None, "LLAMA_ARG_MMPROJ_AUTO", ("--no-mmproj", "--no-mmproj-auto"), noop=MM_NOOP),
+    Flag(("--mmproj-auto",), "mmproj_auto", "download the projector of the -hf repository with the model (default: enabled; --no-mmproj: never)", None, "LLAMA_ARG_MMPROJ_AUTO", ("--no-mmproj", "--no-mmproj-auto")),
     Flag(("--mmproj-offload",), "", "offload the projector to the GPU", None, "LLAMA_ARG_MMPROJ_OFFLOAD", ("--no-mmproj-offload",), noop=MM_NOOP),
     Flag(("-mmdev", "--mmproj-device"), "", "device for the multimodal projector", str, "MTMD_BACKEND_DEVICE", metavar="DEVICE", noop=MM_NOOP),
     Flag(("--image-min-tokens",), "", "fewest tokens an image may take (dynamic-resolution vision models)", v.nonneg_int, "LLAMA_ARG_IMAGE_MIN_TOKENS", noop=MM_NOOP),

@@ -1,4 +1,4 @@
-"""The informational commands: --help, --version, --list-devices, --completion-bash."""
+"""The informational commands: --help, --version, --list-devices, --completion-bash, --cache-list."""
 
 from __future__ import annotations
 
@@ -85,7 +85,18 @@ def completion_bash() -> str:
         """)
 
 
+def cache_list(config: Config) -> str:
+    """The Hugging Face cache's models by the names -hf and the router take, as llama-server lists them."""
+    from llamaserve.hub.cache import scan_cache
+
+    models = scan_cache(config.model_cache_dir)
+    return "\n".join([f"number of models in cache: {len(models)}"] + [f"{i:4d}. {m.name}" for i, m in enumerate(models, 1)])
+
+
 def run_command(command: str, config: Config) -> int:
+    if command == "cache_list":
+        print(cache_list(config))
+        return 0
     text = {"help": usage, "version": version, "list_devices": list_devices, "completion_bash": completion_bash}[command]()
     print(text)
     return 0

@@ -17,7 +17,8 @@ from llamaserve.cli import values as v
 from llamaserve.cli.children import child_flags, read_models_preset
 from llamaserve.cli.flags import BY_NAME, FLAGS, NO_GPU, Flag
 from llamaserve.config import Config, SamplingDefaults
-from llamaserve.router.hf_cache import cache_dir
+from llamaserve.hub.cache import cache_dir, url_cache_dir
+from llamaserve.hub.client import endpoint
 
 PROG = "llamaserve"
 SECRET_FLAGS = frozenset({"--hf-token", "--api-key"})  # never shown back (in /props, logs)
@@ -54,12 +55,19 @@ def read_argv(argv: Sequence[str]) -> list[tuple[Flag, str, Any]]:
         i += 1 + n
         if flag.removed:
             raise UsageError(f"{arg}: the option has been removed: {flag.removed}")
+        if flag.expands:  # a preset: its options, as if given here (later ones override them)
+            out.extend((f, arg, value) for f, _, value in read_argv(flag.expands))
+            continue
         try:
             value = (not negative) if flag.parse is None else flag.parse(*raw)
         except v.BadValue as exc:
             raise UsageError(f"{arg}: {exc}") from None
         out.append((flag, arg, value))
     return out
+
+
+def _preset(spelling: str) -> bool:
+    return bool(BY_NAME[canonical(spelling)][0].expands)
 
 
 def _env_value(flag: Flag, environ: dict[str, str]) -> tuple[bool, Any, str]:
@@ -118,7 +126,7 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
         key = flag.key
         if flag.repeatable and key in values:
             value = values[key][2] + value
-        elif key in values and not flag.repeatable:
+        elif key in values and not flag.repeatable and not (_preset(spelling) or _preset(values[key][1])):
             config.notices.append(f"{spelling} given more than once: the last value counts")
         values[key] = (flag, spelling, value)
     for flag in FLAGS:
@@ -146,6 +154,8 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
                 config.notices.append(f"{where} {NO_GPU}")
                 config.ignored[flag.long_name] = value
     config.model_cache_dir = cache_dir(environ)
+    config.url_cache_dir = url_cache_dir(environ)
+    config.hub_endpoint = endpoint(environ)
     config.child_flags = child_flags(config, [key for key, (_, where, _) in values.items() if not where.startswith(("LLAMA_", "HF_", "MTMD_"))])
     return config, commands
 
@@ -191,7 +201,10 @@ def finish(config: Config) -> None:
     if config.router_mode:
         _check_router(config)
         return
-    _check_gguf(config.model, "model")
+    if config.hf_repo:
+        _check_hf_repo(config.hf_repo)
+    elif not config.model_url:
+        _check_gguf(config.model, "model")
     if config.reasoning_budget == 0:
         config.chat_template_kwargs.setdefault("enable_thinking", False)
     if config.n_ubatch > config.n_batch:
@@ -235,6 +248,17 @@ def _check_router(config: Config) -> None:
         Catalog.build(config)
     except CatalogError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _check_hf_repo(spec: str) -> None:
+    from llamaserve.hub.names import HubError, split_repo_tag, valid_repo_id
+
+    try:
+        repo, _ = split_repo_tag(spec)
+    except HubError as exc:
+        raise UsageError(f"--hf-repo: {exc.message}") from None
+    if not valid_repo_id(repo):
+        raise UsageError(f"--hf-repo: '{repo}' is not a repository id (letters, digits, '_', and '.', '-' between them)")
 
 
 def _check_gguf(fname: str, what: str) -> None:

@@ -71,6 +71,9 @@ class Scheduler:
         # Called on the scheduler thread with the loaded model, before `ready` is set (the HTTP side builds
         # what it derives from the model, such as the chat renderer, there: once, before any request).
         self.on_ready: Callable[[Model], None] | None = None
+        # Called on the scheduler thread before the model loads: fetching it (-hf, -mu) while the HTTP side
+        # already answers 503 "Loading model".
+        self.before_load: Callable[[], None] | None = None
 
     # --- called from other threads ---
 
@@ -174,6 +177,8 @@ class Scheduler:
 
     def _run(self) -> None:
         try:
+            if self.before_load is not None:
+                self.before_load()
             self.model = Model(self.config)
             self.slots = [Slot(i, self.model.n_ctx_slot) for i in range(self.config.slots)]
             host_cache = self.config.cache_ram if self.model.has_memory and not self.config.embedding_mode else 0
@@ -186,7 +191,7 @@ class Scheduler:
                 self.on_ready(self.model)
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
             self.load_error = exc
-            log.error("model load failed: %s", exc)
+            log.debug("model load failed: %r", exc)  # the server reports it (server.py), once
             self.ready.set()
             return
         self.ready.set()

@@ -175,8 +175,30 @@ def _convert_message(msg: dict[str, Any], i: int) -> dict[str, Any]:
     return out
 
 
-def generate_to_openai(body: Any, n_ctx: int) -> tuple[GenerateRequest, dict[str, Any], list[str]]:
-    """A generate request as a chat request (templated) — the caller sends `raw` prompts natively instead."""
+def generate_tasks(body: Any, n_ctx: int, tokenizer: Tokenizer, defaults: TaskDefaults,
+                   chat_setup: Callable[[], openai.ChatSetup],
+                   report: Callable[[list[str]], None] = lambda notes: None) -> tuple[GenerateRequest, openai.Plan, list[Task]]:
+    """An /api/generate body as the request (its model name and stream flag answer it), a plan and engine
+    tasks: the chat path for a templated prompt, its tokens after the request's "context"; a native
+    completion for a raw one. chat_setup is asked for only when the prompt is templated (a raw prompt runs
+    even where the template cannot be used). report gets the notes on options that cannot take effect, as
+    soon as they are read (see chat_tasks)."""
+    req, fields, notes = _generate_to_openai(body, n_ctx)
+    report(notes)
+    context = list(req.context or [])
+    bad = [t for t in context if not 0 <= t < tokenizer.n_vocab]
+    if bad:
+        raise InvalidRequest(f'"context" holds an invalid token id {bad[0]}')
+    if req.raw or not req.prompt and not req.system:
+        return req, *_raw_tasks(fields, req.prompt, context, tokenizer, defaults)
+    plan, tasks = openai.chat_tasks(fields, chat_setup(), tokenizer, defaults)
+    for t in tasks:
+        t.prompt = context + t.prompt
+    return req, plan, tasks
+
+
+def _generate_to_openai(body: Any, n_ctx: int) -> tuple[GenerateRequest, dict[str, Any], list[str]]:
+    """A generate request as a chat request (templated); `raw` prompts run natively instead."""
     req: GenerateRequest = validate_model(GenerateRequest, body)
     if req.images:
         raise InvalidRequest("images are not supported: this server runs a text-only model")
@@ -191,23 +213,6 @@ def generate_to_openai(body: Any, n_ctx: int) -> tuple[GenerateRequest, dict[str
         if "n_predict" in fields:
             fields["max_tokens"] = fields.pop("n_predict")
     return req, fields, notes
-
-
-def generate_tasks(req: GenerateRequest, fields: dict[str, Any], tokenizer: Tokenizer, defaults: TaskDefaults,
-                   chat_setup: Callable[[], openai.ChatSetup]) -> tuple[openai.Plan, list[Task]]:
-    """A generate request (as generate_to_openai made it) as a plan and tasks: the chat path for a templated
-    prompt, its tokens after the request's "context"; a native completion for a raw one. chat_setup is asked
-    for only when the prompt is templated (a raw prompt runs even where the template cannot be used)."""
-    context = list(req.context or [])
-    bad = [t for t in context if not 0 <= t < tokenizer.n_vocab]
-    if bad:
-        raise InvalidRequest(f'"context" holds an invalid token id {bad[0]}')
-    if req.raw or not req.prompt and not req.system:
-        return _raw_tasks(fields, req.prompt, context, tokenizer, defaults)
-    plan, tasks = openai.chat_tasks(fields, chat_setup(), tokenizer, defaults)
-    for t in tasks:
-        t.prompt = context + t.prompt
-    return plan, tasks
 
 
 def _raw_tasks(fields: dict[str, Any], prompt: str, context: list[int], tokenizer: Tokenizer,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -24,9 +25,10 @@ from llamaserve.api.streams import conversation_id
 from llamaserve.config import Config
 from llamaserve.errors import InvalidRequest, NotFound
 from llamaserve.router import streams
-from llamaserve.router.catalog import Catalog
+from llamaserve.cli.children import read_models_preset
+from llamaserve.router.catalog import Catalog, CatalogError
 from llamaserve.router.conversations import ConversationOwners
-from llamaserve.router.pool import ModelPool, child_url
+from llamaserve.router.pool import ModelPool, ModelState, child_url
 from llamaserve.router.proxy import forward, unreachable, upstream_headers
 
 log = logging.getLogger("llamaserve.router")
@@ -91,6 +93,42 @@ def _ollama_entry(name: str, path: str) -> dict[str, Any]:
             "size": size, "digest": "", "details": {"format": "gguf"}}
 
 
+async def _acquire_while_connected(request: Request, pool: ModelPool, name: str, autoload: bool) -> ModelState | None:
+    """pool.acquire, given up (None) if the client disconnects while it waits (for a load, or a place):
+    a load nobody waits for anymore then ends before it takes a running model's place."""
+    acquire = asyncio.ensure_future(pool.acquire(name, autoload))
+
+    async def client_gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch = asyncio.ensure_future(client_gone())
+    try:
+        await asyncio.wait({acquire, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if acquire.done():
+        return acquire.result()
+    acquire.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await acquire
+    return None
+
+
+def _rebuilt_catalog(config: Config) -> Catalog:
+    """GET /models?reload=1: the catalog again, from the preset file, the cache and --models-dir as they are now."""
+    try:
+        if config.models_preset:
+            config.model_presets = read_models_preset(config.models_preset)
+        return Catalog.build(config)
+    except (ValueError, CatalogError) as exc:
+        raise InvalidRequest(f"cannot reload the models: {exc}") from None
+
+
+def _repo_like(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith("/")
+
+
 def model_tags(config: Config, preset_flags: dict[str, list[str]]) -> list[str]:
     """A model's --tags (its preset's, or the router's own, which win as for every flag), listed as a
     single-model server lists them: each once, sorted."""
@@ -142,9 +180,11 @@ def create_router_app(config: Config) -> FastAPI:
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
         pool = _pool(request)
+        if _flag(request.query_params.get("reload"), False):
+            await pool.reload(_rebuilt_catalog(config))
         now = int(time.time())
         data = []
-        for s in pool.states.values():
+        for s in pool.listed():
             entry = pool.describe(s, now)
             entry["tags"] = model_tags(config, s.entry.flags)
             data.append(entry)
@@ -153,7 +193,7 @@ def create_router_app(config: Config) -> FastAPI:
     @app.get("/api/tags")
     async def ollama_tags(request: Request) -> Response:
         pool = _pool(request)
-        return json_response({"models": [_ollama_entry(s.name, s.entry.path) for s in pool.states.values()]})
+        return json_response({"models": [_ollama_entry(s.name, s.entry.path) for s in pool.listed()]})
 
     @app.get("/api/ps")
     async def ollama_ps(request: Request) -> Response:
@@ -169,13 +209,34 @@ def create_router_app(config: Config) -> FastAPI:
     async def load(request: Request) -> Response:
         pool = _pool(request)
         name = await _model_name_from_body(request)
-        if pool.catalog.resolve(name) is None:
+        if pool.catalog.resolve(name) is None and not _repo_like(name):
             raise NotFound(f"model '{name}' not found")
-        state = pool.state(name)
+        state = pool.add_repo(name)  # a repository id not in the catalog is downloaded first
         error = pool.load_error(state)
         if error is not None:
             raise error
         pool.load(state)  # as llama-server: answered at once; GET /models shows loading, loaded or failed
+        return json_response({"success": True})
+
+    @app.post("/models")
+    async def download(request: Request) -> Response:
+        """llama-server's download route: a Hugging Face model into the cache, listed once it is there."""
+        pool = _pool(request)
+        name = await _model_name_from_body(request)
+        if pool.catalog.resolve(name) is not None:
+            raise InvalidRequest(f"model '{name}' already exists")
+        state = pool.add_repo(name)
+        pool.download(state)
+        return json_response({"success": True})
+
+    @app.delete("/models")
+    async def delete(request: Request) -> Response:
+        """Remove a cache model's files (llama-server's DELETE /models?model=<user>/<repo>:<quant>)."""
+        pool = _pool(request)
+        name = request.query_params.get("model") or ""
+        if not name:
+            raise InvalidRequest("model must be a non-empty string")
+        await pool.remove(pool.state(name))
         return json_response({"success": True})
 
     @app.post("/models/unload")
@@ -232,7 +293,11 @@ def create_router_app(config: Config) -> FastAPI:
         # arriving while the model loads cancels this request rather than leave a generation nobody wants.
         cid = conversation_id(request.scope) if request.method == "POST" else ""
         ticket = owners.remember(cid, pool.state(name).name) if cid else 0
-        state = await pool.acquire(name, autoload)
+        # a request of a conversation waits for its model even if its client leaves: the session holds the
+        # generation for the client's return (GET /v1/stream); any other is given up when its client leaves
+        state = await (pool.acquire(name, autoload) if cid else _acquire_while_connected(request, pool, name, autoload))
+        if state is None:
+            return Response(status_code=499)  # the client left while the model was loading: nobody to answer
         if ticket and not owners.alive(cid, ticket):
             pool.release(state)
             raise InvalidRequest("request cancelled by a stop while the model was loading")

@@ -17,15 +17,19 @@ import httpx
 
 from llamaserve.config import Config
 from llamaserve.errors import InvalidRequest, ServerError, Unavailable
+from llamaserve.hub.cache import remove_model
+from llamaserve.hub.fetch import Source, resolve
+from llamaserve.hub.names import HubError, split_repo_tag, valid_repo_id
+from llamaserve.hub.progress import Progress
 from llamaserve.router.catalog import Catalog, CatalogEntry
 from llamaserve.router.child import Child, ChildFailed, child_argv, free_port
 
 log = logging.getLogger("llamaserve.router")
 
-UNLOADED, LOADING, LOADED, FAILED = "unloaded", "loading", "loaded", "failed"
+UNLOADED, DOWNLOADING, LOADING, LOADED, FAILED = "unloaded", "downloading", "loading", "loaded", "failed"
 
 # Flags whose values are secrets: shown as "***" in the listing.
-_SECRET_FLAGS = {"api_keys"}
+_SECRET_FLAGS = {"api_keys", "hf_token"}
 
 
 class LoadFailed(ServerError):
@@ -46,6 +50,9 @@ class ModelState:
     load_task: asyncio.Task | None = None
     stop_task: asyncio.Task | None = None
     abort: bool = False  # an unload arrived while loading
+    on_demand: bool = False  # the load was started by requests (not POST /models/load): it ends when none waits
+    progress: Progress | None = None  # while its files download
+    fetch_task: asyncio.Task | None = None  # POST /models: a download without a load
 
     @property
     def name(self) -> str:
@@ -75,6 +82,67 @@ class ModelPool:
             raise InvalidRequest(f"model '{name}' not found (available: {known})")
         return self.states[entry.name]
 
+    def add_repo(self, name: str) -> ModelState:
+        """The state of a model named by a Hugging Face repository id ("user/repo[:quant]"), added to the
+        catalog when it is not there yet: its files are fetched when it is first loaded."""
+        entry = self.catalog.resolve(name)
+        if entry is not None:
+            return self.states[entry.name]
+        try:
+            repo, _ = split_repo_tag(name)
+        except HubError:
+            raise InvalidRequest(f"model '{name}' not found, and it is not a Hugging Face repository "
+                                 "(<user>/<model>[:quant])") from None
+        if not valid_repo_id(repo):
+            raise InvalidRequest(f"model '{name}' not found, and '{repo}' is not a repository id")
+        entry = CatalogEntry(name, "", "cache", hf_repo=name)
+        self.catalog.add(entry)
+        state = self.states[name] = ModelState(entry)
+        return state
+
+    @property
+    def hub_source(self) -> Source:
+        c = self.config
+        return Source(c.model_cache_dir, c.hub_endpoint, c.hf_token, c.offline)
+
+    async def fetch(self, state: ModelState) -> None:
+        """Download the model's files into the cache (once, however many ask); ChildFailed with the reason."""
+        if state.fetch_task is None:
+            state.fetch_task = self._spawn_task(self._fetch(state), f"fetch-{state.name}")
+        await asyncio.shield(state.fetch_task)
+
+    async def _fetch(self, state: ModelState) -> None:
+        entry = state.entry
+        before = state.status
+        state.status, state.progress = DOWNLOADING, Progress(terminal=False)
+        self._notify()
+        try:
+            log.info("model %s: fetching %s", state.name, entry.hf_repo)
+            files = await asyncio.to_thread(resolve, self.hub_source, entry.hf_repo, entry.hf_file,
+                                            mmproj=self.config.mmproj_auto, progress=state.progress)
+        except HubError as exc:
+            state.status, state.reason = FAILED, exc.message
+            raise ChildFailed(exc.message, None) from None
+        finally:
+            state.progress, state.fetch_task = None, None
+            self._notify()
+        entry.path, entry.mmproj, entry.hf_repo, entry.hf_file = files.model, files.mmproj, "", ""
+        state.status = before if before != DOWNLOADING else UNLOADED
+        state.reason = ""
+
+    def download(self, state: ModelState) -> None:
+        """POST /models: fetch the files in the background; the listing shows the progress, then the model
+        as unloaded (or failed, with the reason)."""
+        async def run() -> None:
+            try:
+                await self.fetch(state)
+                log.info("model %s: downloaded to %s", state.name, state.entry.path)
+            except ChildFailed as exc:
+                log.error("model %s: download failed: %s", state.name, exc.reason)
+
+        state.status = DOWNLOADING  # listed so at once, not only once the task has started
+        self._spawn_task(run(), f"download-{state.name}")
+
     def args(self, state: ModelState, port: int | None = None) -> list[str]:
         """The child's command line: preset flags, then the router's own flags on top."""
         flags = {**state.entry.flags, **self.config.child_flags}
@@ -86,6 +154,30 @@ class ModelPool:
         argv = list(child.argv) if child is not None else self.args(state)
         secret_names = {t for dest in _SECRET_FLAGS for t in self.config.child_flags.get(dest, [])[:1]}
         return [("***" if i > 0 and argv[i - 1] in secret_names else a) for i, a in enumerate(argv)]
+
+    def listed(self) -> list[ModelState]:
+        """The models /models lists: all but the hidden (deduplicated) ones."""
+        return [s for s in self.states.values() if not s.entry.hidden]
+
+    async def reload(self, catalog: Catalog) -> None:
+        """Take a rebuilt catalog: models gone from it leave (unloaded first), models whose entry changed are
+        unloaded so that the next load uses the new one, new ones are added."""
+        old = self.states
+        for name, state in list(old.items()):
+            entry = catalog.entries.get(name)
+            if entry is None and state.entry.source == "cache" and (state.entry.hf_repo or state.fetch_task):
+                catalog.add(state.entry)  # a download asked for through the API and not finished: kept
+                continue
+            if entry is None or entry != state.entry:
+                if state.child is not None or state.load_task is not None:
+                    log.info("reload: unloading model %s (%s)", name, "removed" if entry is None else "changed")
+                    await self.unload(state)
+        self.catalog = catalog
+        self.states = {e.name: (old[e.name] if e.name in old else ModelState(e)) for e in catalog}
+        for name, state in self.states.items():
+            state.entry = catalog.entries[name]
+        log.info("reload: models: %s", ", ".join(s.name for s in self.listed()))
+        self._notify()
 
     # --- change notification ---
 
@@ -117,7 +209,7 @@ class ModelPool:
                     if not autoload:
                         why = f" (it failed: {state.reason})" if state.status == FAILED else ""
                         raise InvalidRequest(f"model '{state.name}' is not loaded{why}; load it with POST /models/load")
-                    self.load(state)
+                    self.load(state, on_demand=True)
                 # shield: a client that gives up must not cancel a load other requests wait for
                 await asyncio.shield(state.load_task)
             state.active += 1
@@ -139,8 +231,11 @@ class ModelPool:
 
     # --- lifecycle ---
 
-    def load(self, state: ModelState) -> asyncio.Task:
-        """Start loading (once); the task ends when the model serves, or raises why it does not."""
+    def load(self, state: ModelState, on_demand: bool = False) -> asyncio.Task:
+        """Start loading (once); the task ends when the model serves, or raises why it does not. A load on
+        demand (for waiting requests) that has not found a --models-max place yet is given up once no
+        request waits for it anymore, so that a client that left costs no running model its place."""
+        state.on_demand = on_demand and (state.load_task is None or state.on_demand)
         if state.load_task is None:
             state.abort = False
             state.status = LOADING
@@ -155,6 +250,9 @@ class ModelPool:
     async def _load(self, state: ModelState) -> None:
         child = None
         try:
+            if state.entry.hf_repo:
+                await self.fetch(state)  # before a --models-max place is taken: a download holds none
+                state.status = LOADING
             await self._make_room(state)
             port = free_port()
             child = Child(state.name, self.args(state, port), port)
@@ -176,7 +274,7 @@ class ModelPool:
                 await child.exited.wait()
             if state.child is child:
                 state.child = None
-            if state.abort or self._closing:
+            if state.abort or self._closing or state.on_demand and state.waiters == 0:
                 state.status, state.reason = UNLOADED, ""
                 raise Unavailable(f"model '{state.name}' was unloaded while it was loading") from None
             state.status, state.reason, state.exit_code = FAILED, exc.reason, exc.exit_code
@@ -204,6 +302,8 @@ class ModelPool:
             running = [s for s in self.states.values() if s.child is not None]
             if len(running) < limit:
                 return
+            if state.on_demand and state.waiters == 0:
+                raise ChildFailed("no request waits for it anymore", None)
             idle = [s for s in running if self.idle(s)]
             if idle:
                 victim = min(idle, key=lambda s: s.last_used)
@@ -285,6 +385,8 @@ class ModelPool:
 
     def describe(self, state: ModelState, created: int) -> dict[str, Any]:
         status: dict[str, Any] = {"value": state.status, "args": self.shown_args(state)}
+        if state.progress is not None:
+            status["progress"] = state.progress.snapshot()  # {file url: {"done", "total"}}
         if state.status == FAILED:
             status.update(failed=True, exit_code=state.exit_code, reason=state.reason)
         entry = state.entry
@@ -305,6 +407,19 @@ class ModelPool:
         for key, value in state.info.items():
             out.setdefault(key, value)
         return out
+
+    async def remove(self, state: ModelState) -> None:
+        """DELETE /models: a cache model's files leave the disk and the model the listing."""
+        if state.entry.source != "cache":
+            raise InvalidRequest(f"model '{state.name}' is not a Hugging Face cache model: only those are removed")
+        if state.child is not None or state.load_task is not None or state.fetch_task is not None:
+            raise InvalidRequest(f"model '{state.name}' is running: unload it first")
+        repo, tag = split_repo_tag(state.name)
+        removed = await asyncio.to_thread(remove_model, self.config.model_cache_dir, repo, tag)
+        self.catalog.remove(state.name)
+        self.states.pop(state.name, None)
+        log.info("model %s: %s", state.name, "removed from the cache" if removed else "was not in the cache")
+        self._notify()
 
     def unload_error(self, state: ModelState) -> ServerError | None:
         if state.child is None and state.load_task is None:

@@ -55,9 +55,27 @@ def _sample_values(flag, tmp_path):
     raise AssertionError(f"no sample value for {flag.names}")
 
 
+def _outcome(argv):
+    """The Config a command line makes, or that it is refused."""
+    try:
+        return build_config(argv, {})[0]
+    except UsageError:
+        return UsageError
+
+
+def test_a_preset_is_overridden_by_the_options_after_it():
+    config, _ = build_config(["-c", "100", "--fim-qwen-1.5b-default", "--port", "9000"], {})
+    assert (config.hf_repo, config.hf_file, config.n_ctx, config.port, config.cache_reuse) == (
+        "ggml-org/Qwen2.5-Coder-1.5B-Q8_0-GGUF", "qwen2.5-coder-1.5b-q8_0.gguf", 0, 9000, 256)
+    assert config.notices == []  # an option given over a preset's is no repetition
+
+
 @pytest.mark.parametrize("option, spelling", SPELLINGS, ids=[s for _, s in SPELLINGS])
 def test_each_spelling_parses_and_lands(option, spelling, tmp_path):
     flag, negative = BY_NAME[spelling]
+    if flag.expands:  # a preset is its options, given in its place
+        assert _outcome([spelling]) == _outcome(list(flag.expands))
+        return
     values = [] if flag.parse is None else _sample_values(flag, tmp_path)
     argv = [spelling, *values]
     if flag.removed:
@@ -86,7 +104,7 @@ def test_each_spelling_parses_and_lands(option, spelling, tmp_path):
 @pytest.mark.parametrize("spelling", sorted({s for _, s in SPELLINGS if s.startswith("--") and "-" in s[2:]}))
 def test_long_names_read_underscores_as_dashes(spelling, tmp_path):
     flag, _ = BY_NAME[spelling]
-    if flag.removed or flag.needs or flag.command:
+    if flag.removed or flag.needs or flag.command or flag.expands:
         return
     values = [] if flag.parse is None else _sample_values(flag, tmp_path)
     underscored = "--" + spelling[2:].replace("-", "_")
@@ -104,8 +122,8 @@ def test_no_prefixes_no_clusters_no_missing_values(argv):
 
 def test_short_forms_that_argparse_misread():
     # argparse read -hf as -h f, -ag as -a g, -mg as -m g
-    with pytest.raises(UsageError, match="-hf: .*not implemented"):
-        build_config(["-hf", "ggml-org/gemma-3-1b-it-GGUF"], {})
+    config, commands = build_config(["-hf", "ggml-org/gemma-3-1b-it-GGUF"], {})
+    assert (config.hf_repo, config.router_mode, config.model_alias, commands) == ("ggml-org/gemma-3-1b-it-GGUF", False, "ggml-org/gemma-3-1b-it-GGUF", [])
     config, commands = build_config(["-mg", "1", "-a", "x"], {})
     assert (config.main_gpu, config.model, config.alias, commands) == (1, "", "x", [])
 

@@ -1,5 +1,5 @@
 """Ollama requests → chat or native requests and engine tasks (protocol.ollama: chat_tasks, the /api/chat route's
-one call, and chat_to_openai, generate_to_openai, generate_tasks), with a stand-in tokenizer, template and server
+one call, chat_to_openai, and generate_tasks, the /api/generate route's), with a stand-in tokenizer, template and server
 chat side (tests/unit/protocol_fakes.py): what each body asks of the engine, and which error wins."""
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ def test_chat_to_openai(body, expected, notes):
 
 
 def generate(body: dict, **task_defaults):
-    req, fields, _ = ollama.generate_to_openai(body, N_CTX)
-    return ollama.generate_tasks(req, fields, TOKENIZER, defaults(**task_defaults), chat_setup)
+    req, plan, tasks = ollama.generate_tasks(body, N_CTX, TOKENIZER, defaults(**task_defaults), chat_setup)
+    assert isinstance(req, ollama.GenerateRequest)
+    return plan, tasks
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -85,8 +86,7 @@ def test_a_raw_prompt_needs_no_chat_setup():
     def no_template():
         raise AssertionError("the chat setup was asked for")
 
-    req, fields, _ = ollama.generate_to_openai({"prompt": "hi", "raw": True}, N_CTX)
-    plan, tasks = ollama.generate_tasks(req, fields, TOKENIZER, defaults(), no_template)
+    _, plan, tasks = ollama.generate_tasks({"prompt": "hi", "raw": True}, N_CTX, TOKENIZER, defaults(), no_template)
     assert text_of(tasks[0].prompt) == "hi"
 
 

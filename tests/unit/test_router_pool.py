@@ -138,6 +138,32 @@ def test_a_load_waits_while_every_model_is_busy():
     run(test, models_max=1)
 
 
+def test_a_load_on_demand_nobody_waits_for_anymore_takes_no_place():
+    async def test(pool):
+        a = await pool.acquire("a", True)
+        wanted = asyncio.create_task(pool.acquire("b", True))
+        await settle()
+        wanted.cancel()  # the client left while b waited for a place
+        await settle()
+        pool.release(a)
+        await settle()
+        assert (pool.states["a"].status, pool.states["b"].status, spawned("b")) == ("loaded", "unloaded", 0)
+
+    run(test, models_max=1)
+
+
+def test_an_explicit_load_waits_for_its_place_without_requests():
+    async def test(pool):
+        a = await pool.acquire("a", True)
+        task = pool.load(pool.states["b"])  # POST /models/load: no request waits, it loads anyway
+        await settle()
+        pool.release(a)
+        await task
+        assert (pool.states["a"].status, pool.states["b"].status) == ("unloaded", "loaded")
+
+    run(test, models_max=1)
+
+
 def test_unload_while_loading_aborts_the_load():
     async def test(pool):
         FakeChild.ready.clear()

@@ -1,11 +1,12 @@
-"""The router's Hugging Face cache models: llama-server's "<user>/<repo>:<QUANT>" names, which snapshot counts,
-which files are models, and where the cache is."""
+"""The Hugging Face cache on disk: llama-server's "<user>/<repo>:<QUANT>" names for the router, which snapshot
+counts, which files are models, where the cache is, and snapshot links to blobs."""
 
 import pytest
 
 from llamaserve.config import Config
 from llamaserve.router.catalog import Catalog
-from llamaserve.router.hf_cache import cache_dir, quantization, scan_cache
+from llamaserve.hub.cache import cache_dir, cached_files, link_snapshot, scan_cache, url_cache_dir
+from llamaserve.hub.names import split_info
 
 MAIN, OLD = "1" * 40, "2" * 40
 
@@ -29,10 +30,14 @@ def repo(root, name: str, refs: dict[str, str]):
     ("stories260K-infill-F32.gguf", ("F32", 1)),
     ("Q4_K_M/model-q4_k_m-00002-of-00003.gguf", ("Q4_K_M", 2)),
     ("model.gguf", ("", 1)),  # no quantization in the name: not listed
-    ("README.md", ("", 0)),
 ])
 def test_quantization_closes_the_file_name(relpath, expected):
-    assert quantization(relpath) == expected
+    info = split_info(relpath)
+    assert (info.tag, info.index) == expected
+
+
+def test_a_file_that_is_not_a_gguf_has_no_quantization():
+    assert split_info("README.md") is None
 
 
 def test_scan_names_each_repo_and_quantization_once(tmp_path):
@@ -82,3 +87,47 @@ def test_catalog_serves_cache_models_under_models_dir_and_presets(tmp_path):
     catalog = Catalog.build(Config(model_cache_dir=str(tmp_path / "hub")))
     entry = catalog.resolve("org/m:Q4_0")
     assert entry is not None and entry.source == "cache" and entry.path.endswith("m-Q4_0.gguf")
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"LLAMA_CACHE": "/c", "XDG_CACHE_HOME": "/x"}, "/c"),
+    ({"XDG_CACHE_HOME": "/x", "HF_HOME": "/h"}, "/x/llama.cpp"),
+])
+def test_url_downloads_go_to_llama_cpps_own_cache_directory(environ, expected):
+    assert url_cache_dir(environ) == expected
+
+
+def test_a_snapshot_entry_is_a_relative_link_to_its_blob(tmp_path):
+    d = repo(tmp_path, "org/m", {"main": MAIN})
+    blob = d / "blobs" / ("a" * 64)
+    touch(blob)
+    final = d / "snapshots" / MAIN / "sub" / "m-Q4_0.gguf"
+    link_snapshot(blob, final)
+    assert final.is_symlink() and not final.readlink().is_absolute() and final.resolve() == blob.resolve()
+    link_snapshot(blob, final)  # again: nothing changes
+    assert cached_files(str(tmp_path), "org/m") == {"sub/m-Q4_0.gguf": str(final)}
+
+
+def test_a_snapshot_link_whose_blob_is_gone_is_not_a_cached_file(tmp_path):
+    d = repo(tmp_path, "org/m", {"main": MAIN})
+    final = d / "snapshots" / MAIN / "m-Q4_0.gguf"
+    final.parent.mkdir(parents=True)
+    final.symlink_to("../../blobs/missing")
+    assert cached_files(str(tmp_path), "org/m") == {}
+
+
+def test_a_preset_names_its_model_by_hf_repo_from_the_cache_or_to_download(tmp_path):
+    from llamaserve.config import ModelPreset
+
+    touch(repo(tmp_path / "hub", "org/m", {"main": MAIN}) / "snapshots" / MAIN / "m-Q4_0.gguf")
+    presets = {
+        "cached": ModelPreset("cached", flags={"hf_repo": ["--hf-repo", "org/m:Q4_0"], "n_ctx": ["--ctx-size", "512"]},
+                              dedup_cache_models=True),
+        "remote": ModelPreset("remote", flags={"hf_repo": ["--hf-repo", "org/other"], "hf_file": ["--hf-file", "o.gguf"]}),
+    }
+    catalog = Catalog.build(Config(model_cache_dir=str(tmp_path / "hub"), model_presets=presets))
+    cached, remote = catalog.resolve("cached"), catalog.resolve("remote")
+    assert cached.path.endswith("m-Q4_0.gguf") and not cached.hf_repo
+    assert cached.flags == {"n_ctx": ["--ctx-size", "512"]}  # the router starts the child with -m
+    assert (remote.path, remote.hf_repo, remote.hf_file) == ("", "org/other", "o.gguf")
+    assert catalog.resolve("org/m:Q4_0").hidden  # dedup-cache-models: listed once, under the preset's name
