@@ -69,6 +69,88 @@ class SamplingDefaults:
     cache_prompt: bool = True  # --no-cache-prompt: the default of the request field cache_prompt
 
 
+# --spec-type names, as llama-server spells them (common/speculative.cpp)
+SPEC_TYPES = ("none", "draft-simple", "draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark", "ngram-simple",
+              "ngram-map-k", "ngram-map-k4v", "ngram-mod", "ngram-cache")
+
+# the types this engine parses but does not build: it drafts without them, and says so at start-up
+SPEC_TYPES_NOT_BUILT = {
+    "ngram-map-k": "the ngram-map-k type (n-gram statistics with hit counts) is not built",
+    "ngram-map-k4v": "the ngram-map-k4v type (n-gram statistics with hit counts) is not built",
+    "ngram-cache": "the ngram-cache type (lookup cache files, -lcs / -lcd) is not built",
+}
+
+
+@dataclass
+class SpeculativeConfig:
+    """Speculative decoding (engine/speculative.py): the draft types, the draft model and its context,
+    and each type's parameters. Defaults are llama-server's."""
+
+    types: list[str] = field(default_factory=list)  # --spec-type, in the order given; [] or "none" = off
+    default_setup: bool = False  # --spec-default: ngram-mod (with its default parameters)
+    draft_model: str = ""  # -md: a draft model (the draft-simple type; -md alone turns it on)
+    draft_hf: str = ""  # -hfd "<user>/<repo>[:quant]": the draft model from Hugging Face, fetched with the model (hub/)
+    draft_n_max: int = 3  # most tokens a draft model drafts at once
+    draft_n_min: int = 0  # a shorter draft is not verified
+    draft_p_min: float = 0.0  # the draft stops at a token the draft model gives less than this
+    draft_p_split: float = 0.1  # (read by no draft type of this llama.cpp)
+    # the draft model's context: None / -1 / "" = as the target's
+    draft_threads: int = -1
+    draft_threads_batch: int = -1
+    draft_cache_type_k: str = "f16"
+    draft_cache_type_v: str = "f16"
+    draft_n_gpu_layers: int | None = None
+    draft_devices: list[str] = field(default_factory=list)
+    draft_tensor_overrides: list[str] = field(default_factory=list)
+    draft_cpu_moe: bool = False
+    draft_n_cpu_moe: int = 0
+    draft_cpu_mask: str | None = None
+    draft_cpu_range: str | None = None
+    draft_cpu_strict: bool | None = None
+    draft_priority: int | None = None
+    draft_poll: int | None = None
+    draft_cpu_mask_batch: str | None = None
+    draft_cpu_range_batch: str | None = None
+    draft_cpu_strict_batch: bool | None = None
+    draft_priority_batch: int | None = None
+    draft_poll_batch: int | None = None
+    draft_backend_sampling: bool = True  # (no backend samplers here: the draft is picked in numpy)
+    # n-gram lookups over the slot's own tokens
+    ngram_simple_size_n: int = 12  # the n-gram looked up: the last N tokens
+    ngram_simple_size_m: int = 48  # the draft: the M tokens that followed its last occurrence
+    ngram_simple_min_hits: int = 1
+    ngram_map_k_size_n: int = 12
+    ngram_map_k_size_m: int = 48
+    ngram_map_k_min_hits: int = 1
+    ngram_map_k4v_size_n: int = 12
+    ngram_map_k4v_size_m: int = 48
+    ngram_map_k4v_min_hits: int = 1
+    ngram_mod_n_match: int = 24  # ngram-mod: the n-gram that predicts the next token
+    ngram_mod_n_min: int = 48  # ngram-mod: a shorter draft is dropped
+    ngram_mod_n_max: int = 64
+    lookup_cache_static: str = ""  # ngram-cache files
+    lookup_cache_dynamic: str = ""
+    # synthetic acceptance (benchmarking: the output is not the model's): a mean accepted length, or
+    # the unconditional acceptance rate of each draft position
+    synth_len: float = -1.0
+    synth_rates: list[float] = field(default_factory=list)
+
+    @property
+    def active_types(self) -> list[str]:
+        """The types asked for, without "none", each once; -md alone asks for draft-simple."""
+        asked = [*self.types, *(["ngram-mod"] if self.default_setup else [])]
+        out = list(dict.fromkeys(t for t in asked if t != "none"))
+        if not out and (self.draft_model or self.draft_hf) and not self.types:
+            out = ["draft-simple"]
+        return out
+
+    @property
+    def notices(self) -> list[str]:
+        """Start-up lines for the types asked for that do not run here."""
+        return [f"--spec-type {t}: {SPEC_TYPES_NOT_BUILT[t]}; it drafts nothing here (the other types run)"
+                for t in self.active_types if t in SPEC_TYPES_NOT_BUILT]
+
+
 @dataclass(frozen=True)
 class LoraSpec:
     """One --lora / --lora-scaled adapter: its file and the scale it starts with."""
@@ -271,6 +353,7 @@ class Config:
     notices: list[str] = field(default_factory=list)  # start-up warnings about the command line, logged once
 
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    spec: SpeculativeConfig = field(default_factory=SpeculativeConfig)
 
     # --- values derived once the config is final ---
 
@@ -300,8 +383,8 @@ class Config:
 
     @property
     def remote_model(self) -> bool:
-        """The model is fetched (or found in a cache) before it loads: -hf, or -mu."""
-        return bool(self.hf_repo or self.model_url)
+        """The model (or its draft) is fetched, or found in a cache, before it loads: -hf, -mu, -hfd."""
+        return bool(self.hf_repo or self.model_url or self.spec.draft_hf)
 
     @property
     def n_choices_limit(self) -> int:

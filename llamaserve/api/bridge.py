@@ -17,7 +17,7 @@ from typing import AsyncIterator
 from starlette.requests import Request
 
 from llamaserve.api import limits
-from llamaserve.engine import Result, Scheduler, Task, apply_builtin_template, builtin_template_names, grammar_compiles
+from llamaserve.engine import Result, Scheduler, SpecParams, Task, apply_builtin_template, builtin_template_names, grammar_compiles
 from llamaserve.errors import ServerError, Unavailable
 from llamaserve.protocol import constraints, openai
 from llamaserve.protocol.chat_renderer import BuiltinTemplates, ChatRenderer
@@ -53,7 +53,7 @@ class EngineBridge:
     def task_defaults(self) -> TaskDefaults:
         """The server's side of a request's tasks, as it is now (POST /props changes it)."""
         config = self.scheduler.config
-        return TaskDefaults(config.sampling, config.cache_reuse, config.system_prompt)
+        return TaskDefaults(config.sampling, config.cache_reuse, config.system_prompt, SpecParams.of(config.spec))
 
     @property
     def renderer(self) -> ChatRenderer:

@@ -74,13 +74,21 @@ class _EngineCollector:
             ("tokens_predicted_seconds", "Total time spent generating tokens", s.predicted_seconds),
             ("n_decode", "Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding",
              s.n_decode),
-            ("spec_decode_num_draft_tokens", "Speculative: Total draft tokens generated", 0),
-            ("spec_decode_num_accepted_tokens", "Speculative: Total draft tokens accepted by the target model", 0),
-            ("spec_decode_num_drafts", "Speculative: Total speculative decoding verification steps", 0),
+            ("spec_decode_num_draft_tokens", "Speculative: Total draft tokens generated", s.draft_tokens),
+            ("spec_decode_num_accepted_tokens", "Speculative: Total draft tokens accepted by the target model",
+             s.draft_accepted),
+            ("spec_decode_num_drafts", "Speculative: Total speculative decoding verification steps", s.draft_verifications),
             ("n_tokens_max", "Largest observed sequence length (prompt + generation)", s.n_tokens_max),
         )
         for name, doc, value in counters:
             yield CounterMetricFamily("llamacpp:" + name, doc, value=value)
+        per_position = list(s.accepted_per_position)
+        if per_position:  # as llama-server: one series per draft position, once anything was accepted
+            family = CounterMetricFamily("llamacpp:spec_decode_num_accepted_tokens_per_pos",
+                                         "Accepted tokens per draft position", labels=["position"])
+            for i, n in enumerate(per_position):
+                family.add_metric([str(i)], n)
+            yield family
         cache = sched.prompt_cache_info()
         gauges = (
             ("prompt_cache_bytes", "Bytes held by the host-memory prompt cache (--cache-ram)", cache.bytes),

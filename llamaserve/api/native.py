@@ -15,8 +15,8 @@ from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
 from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
-from llamaserve.config import Config
-from llamaserve.engine import Task
+from llamaserve.config import SPEC_TYPES_NOT_BUILT, Config
+from llamaserve.engine import SpecParams, Task
 from llamaserve.errors import InvalidRequest, NotSupported, ServerError, Unavailable
 from llamaserve.protocol import native
 from llamaserve.protocol.slots import slot_json
@@ -119,7 +119,8 @@ async def detokenize(request: Request) -> Response:
 
 def _default_params(config: Config) -> dict[str, Any]:
     """The params block of /props: a default request's settings, with llama-server's keys for it."""
-    task = native.build_tasks(native.CompletionRequest(prompt=""), [[0]], config.sampling, lambda s, a: [], 1)[0]
+    task = native.build_tasks(native.CompletionRequest(prompt=""), [[0]], config.sampling, lambda s, a: [], 1,
+                              spec=SpecParams.of(config.spec))[0]
     settings = native.generation_settings(task, config.model_alias)
     for key in ("dry_sequence_breakers", "logit_bias", "grammar", "model"):
         settings.pop(key, None)
@@ -128,7 +129,6 @@ def _default_params(config: Config) -> dict[str, Any]:
         "reasoning_format": config.reasoning_format,
         "reasoning_in_content": False,
         "generation_prompt": "",
-        "speculative.types": "none",
         "backend_sampling": False,
     })
     return settings
@@ -170,12 +170,27 @@ async def props(request: Request) -> Response:
         "cors_proxy_enabled": False,
         # llamaserve's own: the host-memory prompt cache (--cache-ram) and what it holds now
         "prompt_cache": dataclasses.asdict(bridge.scheduler.prompt_cache_info()),
+        # llamaserve's own: speculative decoding as it runs (types tried in order, the draft model), and the
+        # types asked for that are not built here
+        "speculative": speculative_json(config),
         # llamaserve's own: the options this server accepted without acting on them (announced at start-up)
         "ignored_options": ignored_options(config),
     }
     if config.use_jinja and info.chat_template_tool_use:
         out["chat_template_tool_use"] = info.chat_template_tool_use
     return json_response(out)
+
+
+def speculative_json(config: Config) -> dict[str, Any]:
+    spec = config.spec
+    params = SpecParams.of(spec)
+    return {
+        "types": list(params.types), "draft_model": spec.draft_model if "draft-simple" in params.types else "",
+        "n_max": params.n_max, "n_min": params.n_min, "p_min": params.p_min,
+        "ngram_simple": {"size_n": params.ngram_size_n, "size_m": params.ngram_size_m},
+        "ngram_mod": {"n_match": spec.ngram_mod_n_match, "n_min": spec.ngram_mod_n_min, "n_max": spec.ngram_mod_n_max},
+        "not_built": {t: SPEC_TYPES_NOT_BUILT[t] for t in spec.active_types if t in SPEC_TYPES_NOT_BUILT},
+    }
 
 
 def ignored_options(config: Config) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pathlib
 from typing import Any
 
 from llamaserve.cli import values as v
-from llamaserve.cli.flags import FLAGS, Flag
+from llamaserve.cli.flags import FLAGS, GROUPS, Flag
 from llamaserve.config import Config, ModelPreset
 
 # Options the router sets for each child itself (or keeps to itself): never inherited from its own flags.
@@ -22,9 +22,10 @@ ROUTER_OWNED = frozenset({
 
 
 def value_of(config: Config, key: str) -> Any:
-    """A flag's value in `config` by its Flag.key: a Config attribute, sampling.X or ignored.NAME."""
-    if key.startswith("sampling."):
-        return getattr(config.sampling, key.split(".", 1)[1])
+    """A flag's value in `config` by its Flag.key: a Config attribute, sampling.X, spec.X or ignored.NAME."""
+    if key.startswith(GROUPS):
+        group, attr = key.split(".", 1)
+        return getattr(getattr(config, group), attr)
     if key.startswith("ignored."):
         return config.ignored[key.split(".", 1)[1]]
     return getattr(config, key)

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from llamaserve.cli import values as v
-from llamaserve.config import KV_CACHE_TYPES
+from llamaserve.config import KV_CACHE_TYPES, SPEC_TYPES
 
 
 @dataclass(frozen=True)
 class Flag:
     names: tuple[str, ...]
-    dest: str  # attribute of Config, "sampling.<attr>", or "" (no effect: the value is kept in Config.ignored)
+    dest: str  # attribute of Config, "<group>.<attr>" (GROUPS), or "" (no effect: the value is kept in Config.ignored)
     help: str
     parse: Callable[..., Any] | None = None  # None = switch; with pair=True it takes two strings
     env: str | None = None
@@ -48,6 +48,10 @@ class Flag:
         return self.dest or f"ignored.{self.long_name}"
 
 
+# Config attributes that are dataclasses of their own: a Flag.dest "sampling.top_k" is config.sampling.top_k.
+GROUPS = ("sampling.", "spec.")
+
+
 # The capabilities that have issues of their own; their options parse, and until they land a value
 # that asks for one stops start-up with this line.
 MULTIMODAL = "multimodal input (a projector for images and audio) is not implemented yet"
@@ -70,12 +74,16 @@ PRESETS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("--vision-gemma-12b-default", "Gemma 3 12B QAT", ("-hf", "ggml-org/gemma-3-12b-it-qat-GGUF", "--port", "8014", "-c", "0", "--jinja")),
 )
 DOCKER = "downloading models from Docker Hub is not implemented: use -hf <user>/<repo>[:quant] or a local GGUF with -m"
-SPECULATIVE = "speculative decoding (draft models, n-gram drafts) is not implemented yet"
 TOOLS = "built-in agent tools, MCP servers and the CORS proxy are not implemented yet"
 SLEEP = "sleeping on idle (unloading the model) is not implemented yet"
 RPC = "ggml RPC (layers on other machines) is not implemented yet"
 
-SPEC_NOOP = "has no effect: " + SPECULATIVE
+# speculative decoding options that do not act here (see engine/speculative.py for the types built)
+MAP_NOOP = "has no effect: the ngram-map-k and ngram-map-k4v types are not built (--spec-type names them, start-up says so)"
+CACHE_NOOP = "has no effect: the ngram-cache type is not built (--spec-type names it, start-up says so)"
+MIN_HITS_NOOP = "has no effect: ngram-simple drafts from the latest match, as llama-server's, which reads no hit count either"
+P_SPLIT_NOOP = "has no effect: no speculative decoding type reads it, in llama-server either"
+BACKEND_SAMPLING_NOOP = "has no effect: the draft token is picked from the draft model's logits on the CPU, not by a backend sampler"
 MM_NOOP = "has no effect: " + MULTIMODAL
 NO_GPU = "has no effect: this libllama build has no GPU backend, everything runs on the CPU"
 POLL_NOOP = ("has no effect: this ggml build runs its compute threads with OpenMP, whose threads wait as "
@@ -93,12 +101,10 @@ def _positive(value: Any) -> bool:
 
 
 def _spec_type(text: str) -> list[str]:
-    names = ("none", "draft-simple", "draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark", "ngram-simple",
-             "ngram-map-k", "ngram-map-k4v", "ngram-mod", "ngram-cache")
     items = [t.strip() for t in text.split(",") if t.strip()]
     for item in items:
-        if item not in names:
-            raise v.BadValue(f"unknown speculative decoding type '{item}' (one of {', '.join(names)})")
+        if item not in SPEC_TYPES:
+            raise v.BadValue(f"unknown speculative decoding type '{item}' (one of {', '.join(SPEC_TYPES)})")
     return items
 
 
@@ -322,54 +328,53 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--video-timestamp-interval",), "", "milliseconds between text timestamps in videos", v.nonneg_int, "LLAMA_ARG_VIDEO_TIMESTAMP_INTERVAL", noop=MM_NOOP),
     Flag(("--video-ffmpeg-dir",), "", "directory holding ffmpeg and ffprobe", str, "LLAMA_ARG_VIDEO_FFMPEG_DIR", metavar="DIR", noop=MM_NOOP),
 
-    # --- speculative decoding ---
-    Flag(("--spec-draft-model", "-md", "--model-draft"), "", "draft model for speculative decoding", str, "LLAMA_ARG_SPEC_DRAFT_MODEL", metavar="FNAME", needs=SPECULATIVE),
-    Flag(("--spec-draft-hf", "-hfd", "-hfrd", "--hf-repo-draft"), "", "Hugging Face repository of the draft model", str, "LLAMA_ARG_SPEC_DRAFT_HF_REPO", metavar="<user>/<model>[:quant]", needs=SPECULATIVE),
-    Flag(("--spec-type",), "", "speculative decoding types, comma-separated: none, draft-simple, ngram-simple, ngram-map-k, ngram-map-k4v, ngram-mod, ngram-cache, ...", _spec_type, "LLAMA_ARG_SPEC_TYPE", metavar="TYPE",
-         needs=SPECULATIVE, asks=lambda types: any(t != "none" for t in types)),
-    Flag(("--spec-default",), "", "the default speculative decoding setup", needs=SPECULATIVE),
-    *(Flag(names, "", "speculative decoding: " + text, parse, env, metavar=metavar, noop=SPEC_NOOP, negatives=neg)
-      for names, text, parse, env, metavar, neg in (
-        (("--spec-draft-threads", "-td", "--threads-draft"), "draft model generation threads", v.integer, None, "N", ()),
-        (("--spec-draft-threads-batch", "-tbd", "--threads-batch-draft"), "draft model batch threads", v.integer, None, "N", ()),
-        (("--spec-draft-cpu-mask", "-Cd", "--cpu-mask-draft"), "draft model CPU mask", v.cpu_mask, None, "M", ()),
-        (("--spec-draft-cpu-range", "-Crd", "--cpu-range-draft"), "draft model CPU range", v.cpu_range, None, "lo-hi", ()),
-        (("--spec-draft-cpu-strict", "--cpu-strict-draft"), "draft model strict CPU placement", v.boolean, None, "<0|1>", ()),
-        (("--spec-draft-prio", "--prio-draft"), "draft model thread priority", v.priority, None, "N", ()),
-        (("--spec-draft-poll", "--poll-draft"), "draft model polling level", v.poll, None, "<0|1>", ()),
-        (("--spec-draft-cpu-mask-batch", "-Cbd", "--cpu-mask-batch-draft"), "draft model batch CPU mask", v.cpu_mask, None, "M", ()),
-        (("--spec-draft-cpu-strict-batch", "--cpu-strict-batch-draft"), "draft model batch strict CPU placement", v.boolean, None, "<0|1>", ()),
-        (("--spec-draft-prio-batch", "--prio-batch-draft"), "draft model batch thread priority", v.priority, None, "N", ()),
-        (("--spec-draft-poll-batch", "--poll-batch-draft"), "draft model batch polling level", v.poll, None, "<0|1>", ()),
-        (("--spec-draft-type-k", "-ctkd", "--cache-type-k-draft"), "draft model KV cache type for K", v.cache_type, "LLAMA_ARG_SPEC_DRAFT_CACHE_TYPE_K", "TYPE", ()),
-        (("--spec-draft-type-v", "-ctvd", "--cache-type-v-draft"), "draft model KV cache type for V", v.cache_type, "LLAMA_ARG_SPEC_DRAFT_CACHE_TYPE_V", "TYPE", ()),
-        (("--spec-draft-override-tensor", "-otd", "--override-tensor-draft"), "draft model tensor buffer types", v.override_tensor, None, "<tensor name pattern>=<buffer type>,...", ()),
-        (("--spec-draft-cpu-moe", "-cmoed", "--cpu-moe-draft"), "keep the draft model's MoE weights on the CPU", None, "LLAMA_ARG_SPEC_DRAFT_CPU_MOE", "", ()),
-        (("--spec-draft-n-cpu-moe", "--spec-draft-ncmoe", "-ncmoed", "--n-cpu-moe-draft"), "draft model MoE layers on the CPU", v.nonneg_int, "LLAMA_ARG_SPEC_DRAFT_N_CPU_MOE", "N", ()),
-        (("--spec-draft-n-max",), "most tokens drafted at once", v.nonneg_int, "LLAMA_ARG_SPEC_DRAFT_N_MAX", "N", ()),
-        (("--spec-draft-n-min",), "fewest tokens drafted at once", v.nonneg_int, "LLAMA_ARG_SPEC_DRAFT_N_MIN", "N", ()),
-        (("--spec-synth-len",), "synthetic acceptance length (benchmarking)", v.nonneg_float, "LLAMA_ARG_SPEC_SYNTH_LEN", "L", ()),
-        (("--spec-synth-rates",), "synthetic per-position acceptance rates (benchmarking)", v.number_list, "LLAMA_ARG_SPEC_SYNTH_RATES", "P0,P1,...", ()),
-        (("--spec-draft-p-split", "--draft-p-split"), "draft split probability", v.unit_float, "LLAMA_ARG_SPEC_DRAFT_P_SPLIT", "P", ()),
-        (("--spec-draft-p-min", "--draft-p-min"), "least draft probability", v.unit_float, "LLAMA_ARG_SPEC_DRAFT_P_MIN", "P", ()),
-        (("--spec-draft-device", "-devd", "--device-draft"), "draft model devices", v.key_list, None, "<dev1,dev2,..>", ()),
-        (("--spec-draft-ngl", "-ngld", "--gpu-layers-draft", "--n-gpu-layers-draft"), "draft model GPU layers", v.gpu_layers, "LLAMA_ARG_N_GPU_LAYERS_DRAFT", "N", ()),
-        (("--spec-ngram-mod-n-min",), "ngram-mod: fewest tokens drafted", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-mod-n-max",), "ngram-mod: most tokens drafted", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-mod-n-match",), "ngram-mod: n-gram length matched", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-simple-size-n",), "ngram-simple: lookup n-gram length", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-simple-size-m",), "ngram-simple: draft length", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-simple-min-hits",), "ngram-simple: least hits", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-map-k-size-n",), "ngram-map-k: key length", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-map-k-size-m",), "ngram-map-k: draft length", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-map-k-min-hits",), "ngram-map-k: least hits", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-map-k4v-size-n",), "ngram-map-k4v: key length", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-map-k4v-size-m",), "ngram-map-k4v: draft length", v.nonneg_int, None, "N", ()),
-        (("--spec-ngram-map-k4v-min-hits",), "ngram-map-k4v: least hits", v.nonneg_int, None, "N", ()),
-        (("-lcs", "--lookup-cache-static"), "static n-gram lookup cache file", str, None, "FNAME", ()),
-        (("-lcd", "--lookup-cache-dynamic"), "dynamic n-gram lookup cache file", str, None, "FNAME", ()),
+    # --- speculative decoding (engine/speculative.py) ---
+    Flag(("--spec-draft-model", "-md", "--model-draft"), "spec.draft_model", "draft model for speculative decoding; alone, it turns on --spec-type draft-simple (default: unused)", str, "LLAMA_ARG_SPEC_DRAFT_MODEL", metavar="FNAME"),
+    Flag(("--spec-draft-hf", "-hfd", "-hfrd", "--hf-repo-draft"), "spec.draft_hf", "Hugging Face repository of the draft model, fetched with the model as -hf fetches it (it sets -md); alone, it turns on --spec-type draft-simple", str, "LLAMA_ARG_SPEC_DRAFT_HF_REPO", metavar="<user>/<model>[:quant]"),
+    Flag(("--spec-type",), "spec.types", f"speculative decoding types, comma-separated, tried in llama-server's order: {', '.join(SPEC_TYPES)} (default: none)", _spec_type, "LLAMA_ARG_SPEC_TYPE", metavar="TYPE", repeatable=True),
+    Flag(("--spec-default",), "spec.default_setup", "the default speculative decoding setup: --spec-type ngram-mod with n-gram 24, drafts of 48 to 64 tokens"),
+    *(Flag(names, "spec." + dest, "speculative decoding: " + text, parse, env, metavar=metavar, gpu=gpu, noop=noop)
+      for names, dest, text, parse, env, metavar, gpu, noop in (
+        (("--spec-draft-threads", "-td", "--threads-draft"), "draft_threads", "draft model generation threads (default: as --threads)", v.integer, None, "N", None, ""),
+        (("--spec-draft-threads-batch", "-tbd", "--threads-batch-draft"), "draft_threads_batch", "draft model batch threads (default: as --spec-draft-threads)", v.integer, None, "N", None, ""),
+        (("--spec-draft-cpu-mask", "-Cd", "--cpu-mask-draft"), "draft_cpu_mask", "draft model CPU mask (default: as --cpu-mask)", v.cpu_mask, None, "M", None, ""),
+        (("--spec-draft-cpu-range", "-Crd", "--cpu-range-draft"), "draft_cpu_range", "draft model CPU range (default: as --cpu-range)", v.cpu_range, None, "lo-hi", None, ""),
+        (("--spec-draft-cpu-strict", "--cpu-strict-draft"), "draft_cpu_strict", "draft model strict CPU placement (default: as --cpu-strict)", v.boolean, None, "<0|1>", None, ""),
+        (("--spec-draft-prio", "--prio-draft"), "draft_priority", "draft model thread priority (default: as --prio)", v.priority, None, "N", None, ""),
+        (("--spec-draft-poll", "--poll-draft"), "draft_poll", "draft model polling level", v.poll, None, "<0|1>", None, POLL_NOOP),
+        (("--spec-draft-cpu-mask-batch", "-Cbd", "--cpu-mask-batch-draft"), "draft_cpu_mask_batch", "draft model batch CPU mask (default: as --spec-draft-cpu-mask)", v.cpu_mask, None, "M", None, ""),
+        (("--spec-draft-cpu-strict-batch", "--cpu-strict-batch-draft"), "draft_cpu_strict_batch", "draft model batch strict CPU placement (default: as --spec-draft-cpu-strict)", v.boolean, None, "<0|1>", None, ""),
+        (("--spec-draft-prio-batch", "--prio-batch-draft"), "draft_priority_batch", "draft model batch thread priority (default: as --spec-draft-prio)", v.priority, None, "N", None, ""),
+        (("--spec-draft-poll-batch", "--poll-batch-draft"), "draft_poll_batch", "draft model batch polling level", v.poll, None, "<0|1>", None, POLL_NOOP),
+        (("--spec-draft-type-k", "-ctkd", "--cache-type-k-draft"), "draft_cache_type_k", f"draft model KV cache type for K {_CACHE_TYPES} (default: f16)", v.cache_type, "LLAMA_ARG_SPEC_DRAFT_CACHE_TYPE_K", "TYPE", None, ""),
+        (("--spec-draft-type-v", "-ctvd", "--cache-type-v-draft"), "draft_cache_type_v", f"draft model KV cache type for V {_CACHE_TYPES} (default: f16)", v.cache_type, "LLAMA_ARG_SPEC_DRAFT_CACHE_TYPE_V", "TYPE", None, ""),
+        (("--spec-draft-override-tensor", "-otd", "--override-tensor-draft"), "draft_tensor_overrides", "draft model tensor buffer types", v.override_tensor, None, "<tensor name pattern>=<buffer type>,...", bool, ""),
+        (("--spec-draft-cpu-moe", "-cmoed", "--cpu-moe-draft"), "draft_cpu_moe", "keep the draft model's MoE weights on the CPU", None, "LLAMA_ARG_SPEC_DRAFT_CPU_MOE", "", bool, ""),
+        (("--spec-draft-n-cpu-moe", "--spec-draft-ncmoe", "-ncmoed", "--n-cpu-moe-draft"), "draft_n_cpu_moe", "draft model MoE layers on the CPU", v.nonneg_int, "LLAMA_ARG_SPEC_DRAFT_N_CPU_MOE", "N", _positive, ""),
+        (("--spec-draft-n-max",), "draft_n_max", "most tokens the draft model drafts at once (default: 3)", v.nonneg_int, "LLAMA_ARG_SPEC_DRAFT_N_MAX", "N", None, ""),
+        (("--spec-draft-n-min",), "draft_n_min", "fewest tokens of a draft model's draft worth verifying (default: 0)", v.nonneg_int, "LLAMA_ARG_SPEC_DRAFT_N_MIN", "N", None, ""),
+        (("--spec-synth-len",), "synth_len", "benchmarking: a synthetic mean acceptance length, target token included; the output is not the model's", v.nonneg_float, "LLAMA_ARG_SPEC_SYNTH_LEN", "L", None, ""),
+        (("--spec-synth-rates",), "synth_rates", "benchmarking: synthetic acceptance rates, one per draft position; the output is not the model's", v.number_list, "LLAMA_ARG_SPEC_SYNTH_RATES", "P0,P1,...", None, ""),
+        (("--spec-draft-p-split", "--draft-p-split"), "draft_p_split", "draft split probability", v.unit_float, "LLAMA_ARG_SPEC_DRAFT_P_SPLIT", "P", None, P_SPLIT_NOOP),
+        (("--spec-draft-p-min", "--draft-p-min"), "draft_p_min", "the draft model's draft ends at a token it is less sure of (default: 0.00)", v.unit_float, "LLAMA_ARG_SPEC_DRAFT_P_MIN", "P", None, ""),
+        (("--spec-draft-device", "-devd", "--device-draft"), "draft_devices", "draft model devices (default: as --device)", v.key_list, None, "<dev1,dev2,..>", bool, ""),
+        (("--spec-draft-ngl", "-ngld", "--gpu-layers-draft", "--n-gpu-layers-draft"), "draft_n_gpu_layers", "draft model GPU layers: N, 'auto' or 'all' (default: auto)", v.gpu_layers, "LLAMA_ARG_N_GPU_LAYERS_DRAFT", "N", _positive, ""),
+        (("--spec-ngram-mod-n-min",), "ngram_mod_n_min", "ngram-mod: fewest tokens of a draft (default: 48)", v.nonneg_int, None, "N", None, ""),
+        (("--spec-ngram-mod-n-max",), "ngram_mod_n_max", "ngram-mod: most tokens of a draft (default: 64)", v.nonneg_int, None, "N", None, ""),
+        (("--spec-ngram-mod-n-match",), "ngram_mod_n_match", "ngram-mod: length of the n-gram that predicts a token (default: 24)", v.nonneg_int, None, "N", None, ""),
+        (("--spec-ngram-simple-size-n",), "ngram_simple_size_n", "ngram-simple: length of the n-gram looked up (default: 12)", v.nonneg_int, None, "N", None, ""),
+        (("--spec-ngram-simple-size-m",), "ngram_simple_size_m", "ngram-simple: length of the draft that follows it (default: 48)", v.nonneg_int, None, "N", None, ""),
+        (("--spec-ngram-simple-min-hits",), "ngram_simple_min_hits", "ngram-simple: least hits", v.nonneg_int, None, "N", None, MIN_HITS_NOOP),
+        (("--spec-ngram-map-k-size-n",), "ngram_map_k_size_n", "ngram-map-k: key length", v.nonneg_int, None, "N", None, MAP_NOOP),
+        (("--spec-ngram-map-k-size-m",), "ngram_map_k_size_m", "ngram-map-k: draft length", v.nonneg_int, None, "N", None, MAP_NOOP),
+        (("--spec-ngram-map-k-min-hits",), "ngram_map_k_min_hits", "ngram-map-k: least hits", v.nonneg_int, None, "N", None, MAP_NOOP),
+        (("--spec-ngram-map-k4v-size-n",), "ngram_map_k4v_size_n", "ngram-map-k4v: key length", v.nonneg_int, None, "N", None, MAP_NOOP),
+        (("--spec-ngram-map-k4v-size-m",), "ngram_map_k4v_size_m", "ngram-map-k4v: draft length", v.nonneg_int, None, "N", None, MAP_NOOP),
+        (("--spec-ngram-map-k4v-min-hits",), "ngram_map_k4v_min_hits", "ngram-map-k4v: least hits", v.nonneg_int, None, "N", None, MAP_NOOP),
+        (("-lcs", "--lookup-cache-static"), "lookup_cache_static", "static n-gram lookup cache file", str, None, "FNAME", None, CACHE_NOOP),
+        (("-lcd", "--lookup-cache-dynamic"), "lookup_cache_dynamic", "dynamic n-gram lookup cache file", str, None, "FNAME", None, CACHE_NOOP),
     )),
-    Flag(("--spec-draft-backend-sampling",), "", "speculative decoding: sample the draft on the backend", None, "LLAMA_ARG_SPEC_DRAFT_BACKEND_SAMPLING", ("--no-spec-draft-backend-sampling",), noop=SPEC_NOOP),
+    Flag(("--spec-draft-backend-sampling",), "spec.draft_backend_sampling", "speculative decoding: sample the draft on the backend", None, "LLAMA_ARG_SPEC_DRAFT_BACKEND_SAMPLING", ("--no-spec-draft-backend-sampling",), noop=BACKEND_SAMPLING_NOOP),
     Flag(("--draft", "--draft-n", "--draft-max"), "", "removed in llama.cpp", v.integer, "LLAMA_ARG_DRAFT_MAX", removed="use --spec-draft-n-max or --spec-ngram-mod-n-max"),
     Flag(("--draft-min", "--draft-n-min"), "", "removed in llama.cpp", v.integer, "LLAMA_ARG_DRAFT_MIN", removed="use --spec-draft-n-min or --spec-ngram-mod-n-min"),
     Flag(("--spec-ngram-size-n",), "", "removed in llama.cpp", v.integer, None, removed="use the --spec-ngram-*-size-n option of the type, or --spec-ngram-mod-n-match"),

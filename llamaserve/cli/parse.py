@@ -15,7 +15,7 @@ from typing import Any, NoReturn, Sequence
 
 from llamaserve.cli import values as v
 from llamaserve.cli.children import child_flags, read_models_preset
-from llamaserve.cli.flags import BY_NAME, FLAGS, NO_GPU, Flag
+from llamaserve.cli.flags import BY_NAME, FLAGS, GROUPS, NO_GPU, Flag
 from llamaserve.config import Config, SamplingDefaults
 from llamaserve.hub.cache import cache_dir, url_cache_dir
 from llamaserve.hub.client import endpoint
@@ -98,8 +98,9 @@ def _env_value(flag: Flag, environ: dict[str, str]) -> tuple[bool, Any, str]:
 
 def _store(config: Config, flag: Flag, value: Any) -> None:
     key = flag.key
-    if key.startswith("sampling."):
-        setattr(config.sampling, key.split(".", 1)[1], value)
+    if key.startswith(GROUPS):
+        group, attr = key.split(".", 1)
+        setattr(getattr(config, group), attr, value)
     elif key.startswith("ignored."):
         config.ignored[flag.long_name] = "***" if flag.long_name in SECRET_FLAGS else value
     else:
@@ -153,6 +154,7 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
             if not gpu:
                 config.notices.append(f"{where} {NO_GPU}")
                 config.ignored[flag.long_name] = value
+    config.notices.extend(config.spec.notices)
     config.model_cache_dir = cache_dir(environ)
     config.url_cache_dir = url_cache_dir(environ)
     config.hub_endpoint = endpoint(environ)

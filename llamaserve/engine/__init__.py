@@ -10,9 +10,9 @@ from llamaserve.engine.sampler import grammar_compiles
 from llamaserve.engine.scheduler import Scheduler
 from llamaserve.engine.types import (
     COMPLETION, DEFAULT_SAMPLERS, EMBEDDING, RANDOM_SEED, RERANK, Occupancy, PromptProgress, Result, SamplingParams,
-    SlotState, Task, Timings, TokenProb,
+    SlotState, SpecParams, Task, Timings, TokenProb,
 )
 
 __all__ = ["Scheduler", "grammar_compiles", "Task", "Result", "PromptProgress", "SamplingParams", "Timings", "TokenProb",
-           "DEFAULT_SAMPLERS", "RANDOM_SEED", "COMPLETION", "EMBEDDING", "RERANK", "SlotState", "Occupancy",
+           "DEFAULT_SAMPLERS", "RANDOM_SEED", "COMPLETION", "EMBEDDING", "RERANK", "SlotState", "SpecParams", "Occupancy",
            "apply_builtin_template", "builtin_template_names", "slot_files"]

@@ -18,6 +18,8 @@ def timings_of(slot: Slot) -> Timings:
         prompt_ms=(prompt_end - slot.t_start) * 1e3,
         predicted_n=slot.n_decoded,
         predicted_ms=(now - prompt_end) * 1e3,
+        draft_n=slot.drafting.n_drafted if slot.drafting else 0,
+        draft_n_accepted=slot.drafting.n_accepted if slot.drafting else 0,
     )
 
 

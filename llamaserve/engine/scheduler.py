@@ -34,6 +34,7 @@ from llamaserve.engine.reasoning_budget import ReasoningBudget
 from llamaserve.engine.results import error_result, final_result, progress_result, timings_of
 from llamaserve.engine.sampler import SamplerChain, start_with_grammar_stack
 from llamaserve.engine.slot import Slot, common_prefix
+from llamaserve.engine.speculative import Speculator
 from llamaserve.engine.stats import EngineStats
 from llamaserve.engine.text_stream import TextStream
 from llamaserve.engine.types import COMPLETION, Occupancy, PromptCacheInfo, Result, SlotState, Task, Timings
@@ -68,6 +69,7 @@ class Scheduler:
         self._lora_last: Scales = ()  # the scales of the last slots decoded (round robin between settings)
         self.stats = EngineStats()
         self.reuse: PromptReuse | None = None  # set with the model
+        self.speculator: Speculator | None = None  # set with the model, unless in embedding mode
         # Called on the scheduler thread with the loaded model, before `ready` is set (the HTTP side builds
         # what it derives from the model, such as the chat renderer, there: once, before any request).
         self.on_ready: Callable[[Model], None] | None = None
@@ -134,9 +136,12 @@ class Scheduler:
 
     def slot_states(self) -> list[SlotState]:
         """Each slot's state. Call it on the scheduler thread, through call(), for a consistent copy."""
+        can_draft = self.speculator is not None and self.speculator.enabled  # what an idle slot's next task does
         return [
             SlotState(id=s.id, n_ctx=s.n_ctx, busy=s.busy, task=s.task, n_prompt=s.n_prompt, n_cached=s.n_cached,
-                      n_decoded=s.n_decoded, n_past=s.n_past, n_shared=s.n_shared, has_new_line=s.has_new_line)
+                      n_decoded=s.n_decoded, n_past=s.n_past, n_shared=s.n_shared, has_new_line=s.has_new_line,
+                      speculative=s.drafting is not None if s.busy else can_draft, n_draft=s.drafting.n_drafted if s.drafting else 0,
+                      n_draft_accepted=s.drafting.n_accepted if s.drafting else 0)
             for s in self.slots
         ]
 
@@ -169,9 +174,15 @@ class Scheduler:
         """
         if self.model is None:
             raise Unavailable("Loading model")
-        err = refusal(self.config, self.model, task)
+        err = self._refusal(task)
         if err is not None:
             raise err
+
+    def _refusal(self, task: Task) -> ServerError | None:
+        err = refusal(self.config, self.model, task)
+        if err is None and task.kind == COMPLETION and self.speculator is not None:
+            err = self.speculator.refusal(task)
+        return err
 
     # --- the scheduler thread ---
 
@@ -185,11 +196,15 @@ class Scheduler:
             self.reuse = PromptReuse(self.model, self.slots, self.stats, host_cache, self.config.cache_idle_slots)
             self.batch = Batch(max(self.model.n_batch, len(self.slots)), len(self.slots))
             self.prompt_chunk = self.config.prompt_chunk or self.model.default_prompt_chunk()
+            if not self.config.embedding_mode:
+                self.speculator = Speculator(self.config, self.model, len(self.slots))
             lora = self.model.lora
             self.lora_scales = lora.scales({}) if self.config.lora_init_without_apply else lora.initial
             if self.on_ready is not None:
                 self.on_ready(self.model)
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
+            if self.model is not None:
+                self.model.close()
             self.load_error = exc
             log.debug("model load failed: %r", exc)  # the server reports it (server.py), once
             self.ready.set()
@@ -217,6 +232,8 @@ class Scheduler:
             for slot in self.slots:
                 if slot.chain:
                     slot.chain.free()
+            if self.speculator is not None:
+                self.speculator.close()
             self.model.close()
 
     def _has_work(self) -> bool:
@@ -275,7 +292,7 @@ class Scheduler:
         try:
             while self._waiting:
                 task = self._waiting.popleft()
-                refused = refusal(self.config, self.model, task)
+                refused = self._refusal(task)
                 if refused is not None:
                     out.append(error_result(task, refused))
                     continue
@@ -355,6 +372,7 @@ class Scheduler:
         slot.n_cached = begin.n_cached
         slot.leader, slot.follow_n = begin.leader, begin.follow_n
         slot.t_start = time.perf_counter()
+        slot.drafting = self.speculator.start(task) if self.speculator is not None else None
         self.stats.prompt_tokens_cached += begin.n_cached
         log.debug("slot %d: task %d, %d prompt tokens, %d cached%s", slot.id, task.id, len(prompt), begin.n_cached,
                   f", waiting for slot {begin.leader.id} to evaluate {begin.follow_n}" if begin.leader else "")
@@ -400,6 +418,7 @@ class Scheduler:
         generating = [s for s in self.slots if s.state == Slot.GENERATE and s.lora == lora]
         for slot in generating:
             slot.i_batch = batch.add(slot.next_token, slot.n_past, slot.id, True)
+        drafted = self._add_drafts(generating, limit)
         chunks: list[tuple[Slot, int]] = []
         if self.config.cont_batching or not generating:
             prompting = sorted(
@@ -425,13 +444,14 @@ class Scheduler:
         ret = batch.decode(self.model.ctx)
         self.n_steps += 1
         if ret != 0:
-            self._decode_failed(ret, generating, chunks, out)
+            self._decode_failed(ret, generating, chunks, out, bool(drafted))
             return
         self._batch_limit = self.config.n_batch
 
         now = time.perf_counter()
         for slot in generating:
-            slot.cache.append(slot.next_token)
+            if slot not in drafted:
+                slot.cache.append(slot.next_token)
         for slot, k in chunks:
             start = slot.n_past
             slot.cache.extend(slot.prompt_np[start : start + k].tolist())
@@ -439,12 +459,88 @@ class Scheduler:
                 slot.state = Slot.GENERATE
                 slot.t_prompt_done = now
                 generating.append(slot)
+                if slot.drafting is not None:
+                    self.speculator.begin(slot.id, slot.drafting)
             self.reuse.follow(slot)
             if slot.task.stream and slot.task.return_progress:
                 out.append(progress_result(slot))  # before the first token, as llama-server sends it
         self._count_decode(sum(k for _, k in chunks), now - t0)
         for slot in generating:
-            self._sample(slot, out)
+            if slot in drafted:
+                self._verify(slot, out)
+            else:
+                self._sample(slot, out)
+
+    # --- speculative decoding ---
+
+    def _add_drafts(self, generating: list[Slot], limit: int) -> set[Slot]:
+        """Each drafting slot's draft, after its pending token, with logits at every position; the
+        slots whose draft went in."""
+        spec = self.speculator
+        if spec is None:
+            return set()
+        wants = []
+        for slot in generating:
+            if slot.drafting is None:
+                continue
+            # room for the draft, the pending token and one more (a context shift needs a free cell, as
+            # llama-server keeps one), and within n_predict with the token sampled after the draft
+            room = slot.n_ctx - slot.n_past - 2
+            if slot.task.n_predict >= 0:
+                room = min(room, slot.task.n_predict - slot.n_decoded - 1)
+            if room > 0:
+                wants.append((slot.id, slot.drafting, lambda s=slot: np.asarray([*s.cache, s.next_token], dtype=np.int32), room))
+        if not wants:
+            return set()
+        spec.propose(wants)
+        batch = self.batch
+        drafted = set()
+        for slot in generating:
+            d = slot.drafting
+            if d is None or not d.draft:
+                continue
+            d.draft = d.draft[:max(0, limit - batch.n)]  # the batch bounds the step; the first slots draft first
+            if not d.draft:
+                continue
+            d.i_batch = [slot.i_batch] + [batch.add(t, slot.n_past + 1 + j, slot.id, True) for j, t in enumerate(d.draft)]
+            drafted.add(slot)
+        return drafted
+
+    def _verify(self, slot: Slot, out: list[Result]) -> None:
+        """Sample each position of the slot's draft with its own chain, in order, keeping drafted tokens
+        while the chain picks them; every sampled token is emitted as one sampled alone would be."""
+        d = slot.drafting
+        draft, n_draft = d.draft, len(d.draft)
+        mem = self.model.memory
+        slot.cache.append(slot.next_token)  # decoded with the draft: the KV cache holds it
+        d.n_drafted += n_draft  # (counted before the tokens are emitted: the last one's Result shows them)
+        n_accepted = 0
+        for j, idx in enumerate(d.i_batch):
+            picked = self._pick(slot, idx, out)
+            if picked is None:  # failed: the slot was released
+                break
+            token, prob = picked
+            if j < n_draft and self.speculator.synth:
+                # benchmarking: kept or not by a draw, whatever the model says (never a drafted end of text)
+                accepted = self.speculator.synth_accepts(d, j) and draft[j] not in self.model.eog_set
+                if accepted:
+                    token = draft[j]
+            else:
+                accepted = j < n_draft and token == draft[j]
+            if accepted:
+                n_accepted += 1
+                d.n_accepted += 1
+            else:
+                # the cells after the last kept token leave before the token is emitted (a context
+                # shift there must find none)
+                ll.llama_memory_seq_rm(mem, slot.id, slot.n_past, -1)
+            if not self._emit(slot, token, prob, out) or not accepted:
+                break
+            slot.cache.append(token)
+        ll.llama_memory_seq_rm(mem, slot.id, slot.n_past, -1)  # stopped on an accepted token: the rest go
+        self.stats.drafted(n_draft, n_accepted)
+        self.speculator.verified(d, n_accepted)
+        d.draft, d.i_batch = [], []
 
     # --- one batch of embedding / rerank inputs ---
 
@@ -487,13 +583,16 @@ class Scheduler:
                 ll.llama_memory_seq_rm(self.model.memory, slot.id, -1, -1)
             self._release(slot)
 
-    def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result]) -> None:
+    def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result], drafted: bool) -> None:
         n = self.batch.n
+        for slot in generating:
+            if slot.drafting is not None:
+                slot.drafting.draft = []
         if ret == 1 and self.model.unified_kv and self.reuse.drop_idle():
             return  # idle slots' cached prompts shared the cells: retry without them (as llama-server)
-        if ret == 1 and chunks and n > 1:
+        if ret == 1 and (chunks or drafted) and n > 1:
             # No room in the KV cache for the whole batch: retry with half of it next step (the
-            # prompt part shrinks; each generating slot always gets its one token).
+            # prompt and draft parts shrink; each generating slot always gets its one token).
             self._batch_limit = max(1, n // 2)
             log.warning("llama_decode could not fit %d tokens, retrying with %d", n, self._batch_limit)
             return
@@ -520,6 +619,13 @@ class Scheduler:
     # --- sampling and stopping ---
 
     def _sample(self, slot: Slot, out: list[Result]) -> None:
+        picked = self._pick(slot, slot.i_batch, out)
+        if picked is not None:
+            self._emit(slot, *picked, out)
+
+    def _pick(self, slot: Slot, idx: int, out: list[Result]) -> tuple[int, object] | None:
+        """The token at batch index idx, from the slot's chain (or forced by its reasoning budget), and
+        its probabilities; None when sampling failed (the slot's request has its error, the slot is free)."""
         task = slot.task
         budget = slot.budget
         forced = budget.forced() if budget else None
@@ -529,19 +635,25 @@ class Scheduler:
         token = None
         try:
             if forced is not None and not waiting:
-                emitted, prob = slot.chain.force(self.model.ctx, slot.i_batch, forced)
+                emitted, prob = slot.chain.force(self.model.ctx, idx, forced)
                 if emitted:
                     token = forced
                 else:
                     budget.stop_forcing()
             if token is None:
-                token, prob = slot.chain.sample(self.model.ctx, slot.i_batch)
+                token, prob = slot.chain.sample(self.model.ctx, idx)
         except ServerError as exc:
             out.append(error_result(task, exc, slot))
             self._release(slot)
-            return
+            return None
         if budget and not waiting:
             budget.feed(token)
+        return token, prob
+
+    def _emit(self, slot: Slot, token: int, prob, out: list[Result]) -> bool:
+        """Take a sampled token: its text, the stop checks, a streamed Result. False when the task ended
+        (the slot is free then)."""
+        task = slot.task
         slot.n_decoded += 1
         slot.next_token = token
         stop_type = "none"
@@ -582,10 +694,12 @@ class Scheduler:
             text += slot.text.finish()
             out.append(final_result(slot, stop_type, text))
             self._release(slot)
-        elif task.stream and text:
+            return False
+        if task.stream and text:
             out.append(Result(task, text=text, tokens=slot.unsent_tokens, probs=slot.unsent_probs,
                               n_decoded=slot.n_decoded, id_slot=slot.id, timings=timings_of(slot) if task.timings_per_token else None))
             slot.unsent_tokens, slot.unsent_probs = [], []
+        return True
 
     def _count_decode(self, n_prompt_tokens: int, seconds: float) -> None:
         n_busy = sum(1 for s in self.slots if s.busy)

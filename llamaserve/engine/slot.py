@@ -54,6 +54,7 @@ class Slot:
         self.leader: Slot | None = None  # a slot evaluating this task's prompt prefix for it (see prompt_reuse)
         self.follow_n = 0  # with a leader: the prefix length taken from it once it has evaluated that far
         self.budget: ReasoningBudget | None = None
+        self.drafting = None  # speculative decoding state of the task (engine/speculative.py: SlotDrafting)
         self.text: TextStream | None = None
         self.prompt_np = np.zeros(0, dtype=np.int32)
         self.n_prompt = 0

@@ -26,6 +26,10 @@ class EngineStats:
     n_decode: int = 0  # successful llama_decode calls
     n_busy_slots: int = 0  # busy slots, summed over those calls
     n_tokens_max: int = 0  # longest slot sequence (prompt + generation) seen after a decode
+    draft_tokens: int = 0  # speculative decoding: tokens drafted and verified
+    draft_accepted: int = 0  # ... of which the model accepted
+    draft_verifications: int = 0  # drafts verified
+    accepted_per_position: list[int] = field(default_factory=list)  # [i]: drafts whose token i was accepted
 
     def decoded(self, n_prompt_tokens: int, seconds: float, n_busy: int, longest: int) -> None:
         self.n_decode += 1
@@ -35,6 +39,16 @@ class EngineStats:
         if n_prompt_tokens:
             self.prompt_tokens += n_prompt_tokens
             self.prompt_seconds += seconds
+
+    def drafted(self, n_drafted: int, n_accepted: int) -> None:
+        self.draft_tokens += n_drafted
+        self.draft_accepted += n_accepted
+        self.draft_verifications += 1
+        per = self.accepted_per_position
+        if len(per) < n_accepted:
+            per.extend([0] * (n_accepted - len(per)))
+        for i in range(n_accepted):
+            per[i] += 1
 
     def generated(self, n_tokens: int, seconds: float) -> None:
         self.predicted_tokens += n_tokens

@@ -6,6 +6,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from llamaserve.config import SPEC_TYPES_NOT_BUILT
+
 DEFAULT_SAMPLERS = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature")
 DEFAULT_DRY_BREAKERS = ("\n", ":", '"', "*")
 RANDOM_SEED = 0xFFFFFFFF
@@ -90,6 +92,37 @@ class SamplingParams:
         )
 
 
+# The order llama-server tries speculative decoding types in (the first that drafts wins).
+SPEC_TYPE_ORDER = ("ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-mod", "ngram-cache", "draft-simple",
+                   "draft-eagle3", "draft-mtp", "draft-dflash", "draft-dspark")
+
+
+def spec_type_order(names) -> tuple[str, ...]:
+    """The type names given (without "none"), each once, in the order they are tried."""
+    given = set(names)
+    return tuple(t for t in SPEC_TYPE_ORDER if t in given)
+
+
+@dataclass(frozen=True)
+class SpecParams:
+    """A task's speculative decoding settings (engine/speculative.py); the protocol layer fills in the
+    server's where the request names none."""
+
+    types: tuple[str, ...] = ()  # draft sources, tried in llama-server's order; () = no drafting
+    n_max: int = 3  # draft model: most tokens drafted at once
+    n_min: int = 0  # draft model: a shorter draft is not verified
+    p_min: float = 0.0  # draft model: the draft ends at a token the draft model gives less than this
+    ngram_size_n: int = 12  # ngram-simple: length of the n-gram looked up
+    ngram_size_m: int = 48  # ngram-simple: most tokens drafted after it
+
+    @classmethod
+    def of(cls, spec) -> "SpecParams":
+        """The server's settings, from Config.spec (a SpeculativeConfig); types that are not built are left out."""
+        types = spec_type_order(t for t in spec.active_types if t not in SPEC_TYPES_NOT_BUILT)
+        return cls(types=types, n_max=spec.draft_n_max, n_min=spec.draft_n_min, p_min=spec.draft_p_min,
+                   ngram_size_n=spec.ngram_simple_size_n, ngram_size_m=spec.ngram_simple_size_m)
+
+
 @dataclass
 class Timings:
     cache_n: int = 0
@@ -97,9 +130,11 @@ class Timings:
     prompt_ms: float = 0.0
     predicted_n: int = 0
     predicted_ms: float = 0.0
+    draft_n: int = 0  # tokens drafted for the task (speculative decoding)
+    draft_n_accepted: int = 0  # ... of which the model accepted
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "cache_n": self.cache_n,
             "prompt_n": self.prompt_n,
             "prompt_ms": self.prompt_ms,
@@ -111,6 +146,10 @@ class Timings:
             "predicted_per_token_ms": self.predicted_ms / (self.predicted_n - 1) if self.predicted_n > 1 else 0.0,
             "predicted_per_second": 1e3 * (self.predicted_n - 1) / self.predicted_ms if self.predicted_n > 1 and self.predicted_ms > 0 else 0.0,
         }
+        if self.draft_n > 0:  # as llama-server: only for a task that drafted
+            out["draft_n"] = self.draft_n
+            out["draft_n_accepted"] = self.draft_n_accepted
+        return out
 
 
 @dataclass
@@ -186,6 +225,7 @@ class Task:
     # Tasks with the same prompt that may share its evaluation (the n choices of one OpenAI prompt):
     # the same object on each; the first to start evaluates it, the others copy its KV cache.
     prompt_group: object | None = None
+    spec: SpecParams | None = None  # speculative decoding; None = the server's settings
     id: int = field(default_factory=lambda: next(_task_ids))
     cancelled: bool = False
 
@@ -208,6 +248,9 @@ class SlotState:
     n_past: int  # tokens in the slot's KV sequence
     n_shared: int  # of them, a prefix attached from another slot's cells (see Slot.n_shared)
     has_new_line: bool  # the generated text holds a newline
+    speculative: bool = False  # the slot's task drafts (speculative decoding)
+    n_draft: int = 0  # tokens drafted for its task so far
+    n_draft_accepted: int = 0  # ... of which accepted
 
 
 @dataclass(frozen=True)

@@ -166,10 +166,10 @@ def url_parts(url: str) -> list[str]:
 
 
 def fetch_model(config: Config, progress: Progress | None = None) -> None:
-    """Set config.model (and config.mmproj_path) to local files for -hf or -mu, downloading what is
-    missing. Raises HubError with the one line to show."""
+    """Set config.model (and config.mmproj_path) to local files for -hf or -mu, and the draft model's for
+    -hfd, downloading what is missing. Raises HubError with the one line to show."""
+    source = Source(config.model_cache_dir, config.hub_endpoint, config.hf_token, config.offline)
     if config.hf_repo:
-        source = Source(config.model_cache_dir, config.hub_endpoint, config.hf_token, config.offline)
         files = resolve(source, config.hf_repo, config.hf_file, mmproj=config.mmproj_auto, progress=progress)
         config.model, config.mmproj_path = files.model, files.mmproj
         if files.mmproj:
@@ -183,4 +183,7 @@ def fetch_model(config: Config, progress: Progress | None = None) -> None:
         dests = [pathlib.Path(config.model)] if config.model and len(parts) == 1 else [directory / url_file(u, "").name for u in parts]
         local = [resolve_url(url, dest, config.hf_token, config.offline, progress) for url, dest in zip(parts, dests)]
         config.model = local[0]
+    if config.spec.draft_hf:
+        config.spec.draft_model = resolve(source, config.spec.draft_hf, progress=progress).model
+        log.info("draft model file: %s", config.spec.draft_model)
     log.info("model file: %s", config.model)

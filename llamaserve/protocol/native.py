@@ -14,9 +14,10 @@ from pydantic import (
     BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, WithJsonSchema,
 )
 
-from llamaserve.config import SamplingDefaults
+from llamaserve.config import SPEC_TYPES, SamplingDefaults
 from llamaserve.engine.types import (
-    DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, Task, TokenProb,
+    DEFAULT_DRY_BREAKERS, DEFAULT_SAMPLERS, RANDOM_SEED, Result, SamplingParams, SpecParams, Task, TokenProb,
+    spec_type_order,
 )
 from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.protocol.constraints import request_grammar, schema_grammar
@@ -85,6 +86,21 @@ class LoraScales(RootModel[list[LoraScale]]):
     """The POST /lora-adapters body: adapter scales for later requests; adapters not listed get 0."""
 
 
+class SpeculativeFields(BaseModel):
+    """A request's speculative decoding settings: the `speculative` object, or the same fields flat with
+    a "speculative." prefix as llama-server reads them ("speculative.n_max": 8)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_max: _int(0) | None = None  # draft model: most tokens drafted at once
+    n_min: _int(0) | None = None  # draft model: a shorter draft is not verified
+    p_min: Unit | None = None  # draft model: the draft ends at a token it is less sure of
+    type: StrictStr | list[StrictStr] | None = None  # the draft types for this request ("none" = no drafting)
+    ngram_size_n: _int(1, 1 << 16) | None = None  # ngram-simple: length of the n-gram looked up
+    ngram_size_m: _int(1, 1 << 16) | None = None  # ngram-simple: most tokens drafted after it
+    ngram_min_hits: _int(0) | None = None  # accepted; ngram-simple reads no hit count (as llama-server's)
+
+
 class CompletionRequest(BaseModel):
     """The native /completion body. Unknown fields are accepted (as llama-server does)."""
 
@@ -111,6 +127,7 @@ class CompletionRequest(BaseModel):
     grammar: StrictStr | None = None  # None or "": the server's --grammar / --json-schema, unless json_schema is given
     json_schema: Any = None
     lora: list[LoraScale] | None = None  # adapters not listed run at 0; absent or [] = the server's scales
+    speculative: SpeculativeFields | None = None  # also "speculative.<field>" flat (SpeculativeFields)
     response_fields: list[StrictStr] | None = None
 
     # Sampling fields left out (or null) take the server's default (SamplingDefaults, from the
@@ -342,7 +359,9 @@ def build_tasks(
     tokenize: Tokenize,
     n_vocab: int,
     cache_reuse: int = 0,
+    spec: SpecParams | None = None,
 ) -> list[Task]:
+    """spec: the server's speculative decoding settings (None: the engine's, unless the request names its own)."""
     if req.n_probs < 0:
         raise InvalidRequest('"n_probs" must be >= 0')
     if req.n_cache_reuse is not None and req.n_cache_reuse < 0:
@@ -353,6 +372,7 @@ def build_tasks(
     if not stop:
         stop = list(defaults.stop)  # -r / POST /props, as llama-server's reverse prompts
     params = sampling_params(req, defaults, tokenize, n_vocab)
+    spec = speculative_params(req, spec)
     return [
         Task(
             prompt=tokens, params=params, n_predict=_n_predict(req, defaults), stop=stop,
@@ -361,6 +381,7 @@ def build_tasks(
             id_slot=req.id_slot, n_keep=defaults.n_keep if req.n_keep is None else req.n_keep,
             n_discard=req.n_discard, t_max_predict_ms=req.t_max_predict_ms, stream=req.stream,
             timings_per_token=req.timings_per_token, return_progress=req.return_progress, index=i, lora=lora_map(req.lora),
+            spec=spec,
         )
         for i, tokens in enumerate(prompts)
     ]
@@ -370,7 +391,7 @@ def completion_tasks(req: CompletionRequest, tokenizer: Tokenizer, defaults: Tas
     """A parsed /completion request (also /infill's, its prompt the FIM tokens) as engine tasks."""
     tokenize = tokenizer.tokenize  # (text, add_special), special tokens parsed
     prompts = tokenize_prompts(req.prompt, tokenize, tokenizer.n_vocab)
-    return build_tasks(req, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse)
+    return build_tasks(req, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse, defaults.speculative)
 
 
 def sampling_params(req: CompletionRequest, defaults: SamplingDefaults, tokenize: Tokenize, n_vocab: int) -> SamplingParams:
@@ -402,6 +423,32 @@ def sampling_params(req: CompletionRequest, defaults: SamplingDefaults, tokenize
     values["dry_sequence_breakers"] = _dry_breakers(req, defaults)
     values["grammar"] = _grammar(req, defaults)
     return SamplingParams(**values)
+
+
+def speculative_params(req: CompletionRequest, server: SpecParams | None) -> SpecParams | None:
+    """The task's speculative settings: the server's, with each field the request gives (in its
+    `speculative` object or flat as "speculative.<field>", the flat ones winning) in place."""
+    given: dict[str, Any] = req.speculative.model_dump(exclude_none=True) if req.speculative else {}
+    flat = {k.removeprefix("speculative."): v for k, v in (req.model_extra or {}).items() if k.startswith("speculative.")}
+    if flat:
+        try:
+            given.update(SpeculativeFields.model_validate(flat).model_dump(exclude_none=True))
+        except ValidationError as exc:
+            raise InvalidRequest(validation_message(exc).replace("'", "'speculative.", 1)) from None
+    given = {k: v for k, v in given.items() if k in SpeculativeFields.model_fields}
+    if not given:
+        return server
+    changes: dict[str, Any] = {k: given[k] for k in ("n_max", "n_min", "p_min", "ngram_size_n", "ngram_size_m") if k in given}
+    if "p_min" in changes:
+        changes["p_min"] = float(changes["p_min"])
+    if "type" in given:
+        value = given["type"]
+        names = [t.strip() for t in (value.split(",") if isinstance(value, str) else value) if t.strip()]
+        unknown = [t for t in names if t not in SPEC_TYPES]
+        if unknown:
+            raise InvalidRequest(f'unknown speculative decoding type "{unknown[0]}" (one of {", ".join(SPEC_TYPES)})')
+        changes["types"] = spec_type_order(names)
+    return dataclasses.replace(server or SpecParams(), **changes)
 
 
 def _dry_breakers(req: CompletionRequest, defaults: SamplingDefaults) -> list[str]:
@@ -494,11 +541,17 @@ def generation_settings(task: Task, model_alias: str) -> dict[str, Any]:
         "min_keep": p.min_keep,
         "grammar": p.grammar,
         "samplers": p.samplers,
+        "speculative.types": spec_types_name(task.spec),
         "timings_per_token": task.timings_per_token,
         "post_sampling_probs": p.post_sampling_probs,
         "lora": _task_lora(task),
         "model": model_alias,
     }
+
+
+def spec_types_name(spec: SpecParams | None) -> str:
+    """The draft types as llama-server names them in generation settings: comma-separated, or "none"."""
+    return ",".join(spec.types) if spec is not None and spec.types else "none"
 
 
 def _task_lora(task: Task) -> list[dict[str, Any]]:

@@ -233,7 +233,8 @@ def _raw_tasks(fields: dict[str, Any], prompt: str, context: list[int], tokenize
     fields["return_tokens"] = True
     req = native.parse_request(fields)
     plan = openai.Plan(native=req, n=1, stream=req.stream, include_usage=False, logprobs=logprobs, model="")
-    tasks = native.build_tasks(req, [tokens], defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse)
+    tasks = native.build_tasks(req, [tokens], defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse,
+                               defaults.speculative)
     return plan, tasks
 
 

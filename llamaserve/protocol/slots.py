@@ -15,7 +15,7 @@ def slot_json(s: SlotState, model_alias: str) -> dict[str, Any]:
     """One slot in GET /slots, llama-server's shape: what its task asked for and how far it got, or
     how many tokens an idle slot keeps cached."""
     task = s.task
-    entry: dict[str, Any] = {"id": s.id, "n_ctx": s.n_ctx, "speculative": False, "is_processing": task is not None}
+    entry: dict[str, Any] = {"id": s.id, "n_ctx": s.n_ctx, "speculative": s.speculative, "is_processing": task is not None}
     if task is not None:
         entry.update({
             "id_task": task.id,
@@ -33,6 +33,9 @@ def slot_json(s: SlotState, model_alias: str) -> dict[str, Any]:
     # prefix attached from another slot's cells (held once for both in a unified KV cache)
     entry["n_cached_tokens"] = s.n_past
     entry["n_shared_tokens"] = s.n_shared
+    # llamaserve's own: what the task drafted so far and the model accepted (speculative decoding)
+    entry["n_draft_tokens"] = s.n_draft
+    entry["n_draft_accepted"] = s.n_draft_accepted
     return entry
 
 

@@ -185,3 +185,13 @@ def test_a_router_preset_names_its_model_by_hf_repo_and_reloads(request, hub, tm
     assert status["smol"] == "unloaded"  # its settings changed: unloaded, so that the next load takes them
     r = c.post("/tokenize", json={"model": f"{REPO}:Q4_1", "content": "hello"})
     assert r.status_code == 200  # hidden from the listing, still served
+
+
+def test_the_draft_model_comes_from_hugging_face_with_hfd(request, hub, tmp_path):
+    cache = tmp_path / "cache"
+    srv = serve(request, tmp_path, "-m", MODEL, "-hfd", f"{REPO}:Q4_1", "-c", "1024", "-np", "1", env=hub_env(hub, cache))
+    props = httpx.get(srv.url + "/props").json()
+    assert props["default_generation_settings"]["params"]["speculative.types"] == "draft-simple"  # -hfd alone turns it on
+    assert f"draft model file: {cache}" in srv.log()
+    r = httpx.post(srv.url + "/completion", json={"prompt": "1, 2, 3, 4, 5,", "n_predict": 16, "temperature": 0}, timeout=60)
+    assert r.status_code == 200 and r.json()["timings"]["draft_n"] > 0

@@ -1,10 +1,12 @@
 """Request → Task translation of the native format, with a stand-in tokenizer (no model)."""
 
+import dataclasses
 import math
 
 import pytest
 
 from llamaserve.config import SamplingDefaults
+from llamaserve.engine.types import SpecParams
 from llamaserve.errors import InvalidRequest
 from llamaserve.protocol import native, slots
 
@@ -134,3 +136,29 @@ def test_props_request_refuses_unknown_and_mistyped_fields():
     for body in ({"bogus": 1}, {"system_prompt": 5}, {"stop": "x"}, {"stop": [None]}):
         with pytest.raises(InvalidRequest):
             native.parse_model(native.PropsRequest, body)
+
+
+def test_speculative_fields_flat_and_nested_override_the_servers():
+    server = SpecParams(types=("ngram-simple", "draft-simple"), n_max=3, n_min=0, p_min=0.0)
+
+    def spec(body, base=server):
+        req = native.parse_request({"prompt": "x", **body})
+        return native.build_tasks(req, [[1]], SamplingDefaults(), fake_tokenize, 100, spec=base)[0].spec
+
+    assert spec({}) is server
+    assert spec({}, None) is None  # the engine's then
+    assert spec({"speculative.n_max": 8, "speculative.p_min": 0.5}) == SpecParams(server.types, n_max=8, p_min=0.5)
+    assert spec({"speculative": {"n_min": 2, "type": "draft-simple"}}) == SpecParams(("draft-simple",), n_min=2)
+    # the flat spelling wins over the object; several types are tried in llama-server's order
+    assert spec({"speculative": {"n_max": 4}, "speculative.n_max": 5}).n_max == 5
+    assert spec({"speculative.type": "draft-simple,ngram-mod"}).types == ("ngram-mod", "draft-simple")
+    assert spec({"speculative.type": "none"}).types == ()
+    assert spec({"speculative.ngram_size_n": 4, "speculative.ngram_size_m": 16}, None) == \
+        SpecParams(ngram_size_n=4, ngram_size_m=16)
+    task = native.build_tasks(native.parse_request({"prompt": "x"}), [[1]], SamplingDefaults(), fake_tokenize, 100, spec=server)[0]
+    assert native.generation_settings(task, "m")["speculative.types"] == "ngram-simple,draft-simple"
+    assert native.generation_settings(dataclasses.replace(task, spec=None), "m")["speculative.types"] == "none"
+    for bad in ({"speculative.n_max": -1}, {"speculative.p_min": 2}, {"speculative": {"n_min": "a"}},
+                {"speculative.type": "ngram-fancy"}, {"speculative": 3}, {"speculative.type": 5}):
+        with pytest.raises(InvalidRequest, match="speculative"):
+            spec(bad)

@@ -21,7 +21,7 @@ from llamaserve.chat.formats import ChatFormat
 from llamaserve.chat.output import REASONING_FORMATS, OutputParser
 from llamaserve.chat.tool_grammar import ToolGrammar
 from llamaserve.config import SamplingDefaults
-from llamaserve.engine.types import RANDOM_SEED, BudgetSpec, Task
+from llamaserve.engine.types import RANDOM_SEED, BudgetSpec, SpecParams, Task
 from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.grammar import SchemaError, schema_to_gbnf
 from llamaserve.protocol import native
@@ -449,10 +449,11 @@ def plan_completions(body: Any, *, max_n: int, model_alias: str, verbose: bool =
 
 def build_tasks(
     plan: Plan, prompts: list[list[int]], defaults: SamplingDefaults, tokenize: Tokenize, n_vocab: int,
-    cache_reuse: int,
+    cache_reuse: int, spec: SpecParams | None = None,
 ) -> list[Task]:
     """One task per (prompt, choice); choice i of prompt p answers at index p * n + i."""
-    tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab, cache_reuse)
+    tasks = native.build_tasks(plan.native, [p for p in prompts for _ in range(plan.n)], defaults, tokenize, n_vocab,
+                               cache_reuse, spec)
     changes: dict[str, Any] = {}  # what the chat plan adds to the tasks' (shared) sampling params
     if plan.budget is not None:
         b = plan.budget
@@ -488,7 +489,7 @@ def chat_tasks(body: Any, setup: ChatSetup, tokenizer: Tokenizer, defaults: Task
     plan = plan_chat(body, setup, defaults.system_prompt, allow_empty)
     tokenize = tokenizer.tokenize
     prompts = native.tokenize_prompts(plan.prompt_text, tokenize, tokenizer.n_vocab)
-    tasks = build_tasks(plan, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse)
+    tasks = build_tasks(plan, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse, defaults.speculative)
     if setup.special_pieces:
         for t in tasks:
             t.special_pieces = setup.special_pieces
@@ -502,6 +503,6 @@ def completions_tasks(body: Any, tokenizer: Tokenizer, defaults: TaskDefaults, *
     plan = plan_completions(body, max_n=max_n, model_alias=model_alias, verbose=verbose)
     tokenize = tokenizer.tokenize
     prompts = native.tokenize_prompts(plan.native.prompt, tokenize, tokenizer.n_vocab)
-    tasks = build_tasks(plan, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse)
+    tasks = build_tasks(plan, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse, defaults.speculative)
     texts = [tokenizer.detokenize(p, special=True) for p in prompts] if plan.echo or plan.verbose else []
     return plan, tasks, texts
