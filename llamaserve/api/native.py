@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+import llamaserve
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
@@ -165,7 +166,7 @@ async def props(request: Request) -> Response:
         "system_prompt": config.system_prompt,
         "bos_token": model.piece(info.bos, special=True).decode("utf-8", "replace") if info.bos >= 0 else "",
         "eos_token": model.piece(info.eos, special=True).decode("utf-8", "replace") if info.eos >= 0 else "",
-        "build_info": "llamaserve",
+        "build_info": llamaserve.build_info(),
         "is_sleeping": False,
         "cors_proxy_enabled": False,
         # llamaserve's own: the host-memory prompt cache (--cache-ram) and what it holds now
