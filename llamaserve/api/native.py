@@ -155,7 +155,9 @@ async def props(request: Request) -> Response:
         "model_alias": config.model_alias,
         "model_ftype": info.ftype,
         "model_path": info.path,
-        "modalities": {"vision": False, "video": False, "audio": False},
+        "modalities": model.projector.modalities if model.projector is not None else {"vision": False, "video": False, "audio": False},
+        # llamaserve's own: the projector (--mmproj) and its encodings: made, and spared by its cache
+        "media": model.projector.info() if model.projector is not None else None,
         "endpoint_slots": config.endpoint_slots,
         "endpoint_props": config.endpoint_props,
         "endpoint_metrics": config.endpoint_metrics,
