@@ -159,7 +159,6 @@ def test_file_urls_are_read_under_the_media_path_only(c):
     (image(url="data:image/png;base64,aGVsbG8gd29ybGQ="), "cannot decode it"),
     (image(url="data:text/plain;base64,aGVsbG8="), "invalid uri format"),
     (image(url="data:image/png,rawdata"), "base64"),
-    (image(url="https://example.com/cat.png"), "remote media URLs are not fetched"),
     ({"type": "image_url", "image_url": {"url": ""}}, "non-empty string"),
     ({"type": "input_audio", "input_audio": {}}, '"input_audio" needs "data"'),
 ])
@@ -185,3 +184,48 @@ def test_context_with_an_image_cannot_be_sent_back(c):
                                         "prompt": "Look:", "images": [b64(61)]}).json()
     r = c.post("/api/generate", json={"model": "m", "stream": False, "prompt": "And?", "context": gen["context"]})
     assert r.status_code == 400 and "images" in r.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def image_site():
+    """A web server on loopback with an image, a page that is not one, and nothing else (404)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = {"/cat.png": png(71), "/page.html": b"<html>not an image</html>"}.get(self.path)
+            self.send_response(200 if body else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_remote_images_are_fetched_as_llama_server_fetches_them(c, image_site):
+    fetched = chat(c, image(url=image_site + "/cat.png"), max_tokens=1, cache_prompt=False)
+    inline = chat(c, image(71), max_tokens=1, cache_prompt=False)
+    assert fetched["usage"]["prompt_tokens"] == inline["usage"]["prompt_tokens"]
+    anthropic_body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": image_site + "/cat.png"}}]}]}
+    assert c.post("/v1/messages/count_tokens", json=anthropic_body).json()["input_tokens"] > N_IMAGE
+    resp = c.post("/v1/responses", json={"model": "m", "max_output_tokens": 1, "input": [{"role": "user", "content": [
+        {"type": "input_image", "image_url": image_site + "/cat.png"}]}]})
+    assert resp.status_code == 200, resp.text
+    for path, fragment in (("/missing.png", "HTTP 404"), ("/page.html", "cannot decode")):
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": [image(url=image_site + path)]}]})
+        assert_error(r, 400, "invalid_request_error", fragment)
+
+
+def test_no_remote_image_is_fetched_offline(request, image_site):
+    srv = serve(request, "mm-offline", "-np", "1", "-c", "1024", "--offline", "--mmproj",
+                shared_model("synthetic-mmproj-smollm2.f32.gguf"))
+    with srv.client(timeout=60) as c:
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": [image(url=image_site + "/cat.png")]}]})
+        assert_error(r, 400, "invalid_request_error", "--offline")
