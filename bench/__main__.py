@@ -9,6 +9,8 @@ Examples:
   python -m bench --llama-server /path/to/llama-server --workload multiturn,shared-prefix --rounds 2
   # speculative decoding (bench/speculative.py): plain, with n-gram drafts, llama-server with the same drafts
   python -m bench --llama-server /path/to/llama-server --workload grounded,no-reuse --concurrency 1,4 --rounds 3
+  # the soak (bench/soak.py): every kind of request for a long time, the process watched, every answer checked
+  python -m bench --soak 20000 --concurrency 16 -np 4 [--llama-server /path/to/llama-server]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import httpx
 
 from bench.cache import WORKLOADS, CacheRun, print_cache_table
 from bench.load import LevelResult, run_level, warm_up
+from bench.soak import plot_soak, print_soak, soak
 from bench.speculative import SpecRun, grounded, print_spec_table
 
 
@@ -181,7 +184,11 @@ def main() -> None:
                     + ", ".join(WORKLOADS) + ", or speculative-decoding workloads: " + ", ".join(SPEC_WORKLOADS)
                     + " (comma-separated)")
     ap.add_argument("--spec-args", default=SPEC_ARGS, help=f"drafting flags for the speculative workloads (default: {SPEC_ARGS})")
+    ap.add_argument("--soak", type=int, default=0, metavar="REQUESTS", help="run the soak benchmark with this many requests")
     args = ap.parse_args()
+    if args.soak:
+        run_soak(args)
+        return
     workloads = [w for w in args.workload.split(",") if w]
     if workloads and all(w in SPEC_WORKLOADS for w in workloads):
         run_spec_workloads(args, workloads)
@@ -368,6 +375,35 @@ def run_spec_workloads(args, workloads: list[str]) -> None:
            "results": [r.as_dict() for r in runs]}
     pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"results written to {args.json}", file=sys.stderr)
+
+
+def run_soak(args) -> None:
+    """The soak on llamaserve, then (with --llama-server) on llama-server with the same settings, each
+    freshly started, at the first --concurrency level."""
+    model = args.model or _default_model()
+    log_dir = pathlib.Path("bench/results")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-np", str(args.parallel), "-c", str(args.ctx),
+              "-t", str(args.threads), "-b", str(args.batch), "--no-repack"]
+    configs = [("llamaserve", [sys.executable, "-m", "llamaserve", *common])]
+    if args.llama_server:
+        configs.append(("llama-server", [args.llama_server, *common, "--no-webui"]))
+    reports = []
+    for name, cmd in configs:
+        launched = Launched(name, cmd, "native", "/health", log_dir)
+        try:
+            asyncio.run(warm_up(launched.url, "native", model))
+            r = asyncio.run(soak(launched.url, launched.proc.pid, name, args.soak, args.concurrency[0], args.ctx // args.parallel,
+                                 progress=lambda line: print(line, file=sys.stderr)))
+        finally:
+            launched.stop()
+        print_soak(r)
+        if plot_soak(r, str(log_dir / f"soak-{name}.png")):
+            print(f"  plot: {log_dir / f'soak-{name}.png'}")
+        reports.append(r.as_dict())
+    pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.json).write_text(json.dumps({"model": model, "settings": vars(args), "soak": reports}, indent=2, default=str))
     print(f"results written to {args.json}", file=sys.stderr)
 
 
