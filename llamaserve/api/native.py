@@ -163,11 +163,11 @@ async def props(request: Request) -> Response:
         "chat_template": template,
         "chat_template_caps": caps,
         "system_prompt": config.system_prompt,
-        "bos_token": model.piece(info.bos, special=True).decode("utf-8", "replace") if info.bos >= 0 else "",
-        "eos_token": model.piece(info.eos, special=True).decode("utf-8", "replace") if info.eos >= 0 else "",
+        "bos_token": info.bos_text,
+        "eos_token": info.eos_text,
         "build_info": "llamaserve",
-        "is_sleeping": False,
-        "cors_proxy_enabled": False,
+        "is_sleeping": bridge.scheduler.sleeping,  # --sleep-idle-seconds: the model is unloaded until a request needs it
+        "cors_proxy_enabled": config.ui_mcp_proxy,
         # llamaserve's own: the host-memory prompt cache (--cache-ram) and what it holds now
         "prompt_cache": dataclasses.asdict(bridge.scheduler.prompt_cache_info()),
         # llamaserve's own: speculative decoding as it runs (types tried in order, the draft model), and the
@@ -237,7 +237,8 @@ async def slots(request: Request) -> Response:
     bridge.model
     fail_on_no_slot = request.query_params.get("fail_on_no_slot") in ("1", "true")
     scheduler = bridge.scheduler
-    states = await asyncio.wrap_future(scheduler.call(scheduler.slot_states))  # a copy taken between two steps
+    # a copy taken between two steps; a sleeping model's empty slots are read as they are, without waking it
+    states = await asyncio.wrap_future(scheduler.call(scheduler.slot_states, wakes=False))
     out = [slot_json(s, config.model_alias) for s in states]
     if fail_on_no_slot and all(e["is_processing"] for e in out):
         raise Unavailable("no slot available")
