@@ -11,14 +11,14 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, webui
+from llamaserve.api import anthropic, cors_proxy, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, vertex, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.header_names import HeaderNames
 from llamaserve.api.limits import BodyLimit
 from llamaserve.api.prefix import ApiPrefix
 from llamaserve.api.prompt_log import PromptLoggingBridge
-from llamaserve.api.sleep import SleepGate, reads_state
+from llamaserve.api.sleep import STATE_ROUTES, SleepGate, reads_state
 from llamaserve.api.static_dir import ServeDirectory, StaticDirectory
 from llamaserve.api.stream_sessions import StreamSessions
 from llamaserve.config import Config
@@ -145,6 +145,9 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(lora.router)
     app.include_router(streams.router)
     app.include_router(webui.router)
+    app.include_router(cors_proxy.router)
+    if config.predict_route:
+        vertex.install(app, config)  # last: its instances may name any route
     # Innermost first: resumable streams (what it detaches from the client is the route itself), with
     # --sleep-idle-seconds the sleep gate (it holds the model for the request, or wakes it), the loading
     # gate, the body limit, then the shared layers (outermost: header names, the request log, the prefix,
@@ -152,7 +155,8 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     # routers added later.
     app.add_middleware(streams.ResumableStreams, sessions=sessions)
     if config.sleep_idle_seconds > 0:
-        app.add_middleware(SleepGate, scheduler=bridge.scheduler, routes=app.router.routes)
+        state_paths = STATE_ROUTES | ({config.predict_health_route} if config.predict_health_route else set())
+        app.add_middleware(SleepGate, scheduler=bridge.scheduler, routes=app.router.routes, state_paths=state_paths)
     app.add_middleware(LoadingGate, bridge=bridge)
     app.add_middleware(BodyLimit, limit=config.max_body_size)
     add_shared_layers(app, config, request_log=True, request_metrics=app.state.metrics)

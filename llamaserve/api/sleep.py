@@ -31,22 +31,23 @@ def reads_state(method: str, path: str) -> bool:
     return method in ("GET", "HEAD") and path in STATE_ROUTES
 
 
-def needs_no_model(method: str, path: str) -> bool:
+def needs_no_model(method: str, path: str, state_paths=STATE_ROUTES) -> bool:
     """Requests a sleeping model never wakes for: state reports, the web UI's files and its CORS proxy."""
-    return reads_state(method, path) or webui.is_public_path(path) or path == "/cors-proxy"
+    return (method in ("GET", "HEAD") and path in state_paths) or webui.is_public_path(path) or path == "/cors-proxy"
 
 
 class SleepGate:
     """Pure ASGI middleware: every other request holds the model awake while it runs, and waits for it
     to load again when it sleeps. A request no route serves (404, 405) is answered without waking it."""
 
-    def __init__(self, app, scheduler: Scheduler, routes):
+    def __init__(self, app, scheduler: Scheduler, routes, state_paths=STATE_ROUTES):
         self.app = app
         self.scheduler = scheduler
         self.routes = routes  # the app's routes, to tell a 404 from a request for the model
+        self.state_paths = state_paths  # STATE_ROUTES, and a health alias (AIP_HEALTH_ROUTE) if any
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or needs_no_model(scope["method"], scope["path"]):
+        if scope["type"] != "http" or needs_no_model(scope["method"], scope["path"], self.state_paths):
             return await self.app(scope, receive, send)
         scheduler = self.scheduler
         if scheduler.sleeping and not self._routed(scope):
