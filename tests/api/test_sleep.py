@@ -6,12 +6,14 @@ Each test has a server of its own (its log counts the unloads and reloads)."""
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import ONE_THREAD, start_server
+from tests.conftest import MODEL, ONE_THREAD, start_server
+from tests.helpers import assert_error
 
 UNLOADED = "unloading the model and its KV cache"
 RELOADED = "waking up: loading the model again"
@@ -166,3 +168,21 @@ def test_router_children_sleep_on_their_own(tmp_path):
             assert c.get("/props", params={"model": name}).json()["is_sleeping"] is False
     finally:
         router.stop()
+
+
+def test_a_failed_reload_fails_its_requests_and_the_next_one_tries_again(tmp_path):
+    model = tmp_path / "model.gguf"
+    shutil.copyfile(MODEL, model)
+    srv = start_server(tmp_path, "-m", str(model), "--sleep-idle-seconds", "1", "-np", "1", "-c", "512", *ONE_THREAD)
+    try:
+        with srv.client() as c:
+            wait_asleep(c)
+            model.rename(tmp_path / "gone.gguf")  # the model file went away while it slept
+            assert_error(c.post("/tokenize", json={"content": "Hi"}), 503, "unavailable_error", "could not be loaded again")
+            assert is_sleeping(c) and c.get("/health").status_code == 200  # still serving, still asleep
+            (tmp_path / "gone.gguf").rename(model)
+            r = c.post("/completion", json={"prompt": "Hi", "n_predict": 1})
+            assert r.status_code == 200, r.text
+            assert not is_sleeping(c)
+    finally:
+        srv.stop()

@@ -268,3 +268,17 @@ def test_a_bad_vertex_port_exits(capsys):
     with pytest.raises(SystemExit) as exc:
         parse(env={"AIP_MODE": "PREDICTION", "AIP_HTTP_PORT": "http"})
     assert exc.value.code == 2 and "AIP_HTTP_PORT" in capsys.readouterr().err
+
+
+def test_reasoning_tags_and_backend_sampling_flags():
+    # -rea reaches the template as enable_thinking (auto: the template's own choice)
+    assert parse("-rea", "off").chat_template_kwargs["enable_thinking"] is False
+    assert parse("--reasoning", "on").chat_template_kwargs["enable_thinking"] is True
+    assert "enable_thinking" not in parse("-rea", "auto").chat_template_kwargs
+    c = parse("--reasoning-preserve", "--skip-chat-parsing", "--tags", "b,a")
+    assert (c.reasoning_preserve, c.skip_chat_parsing, c.tags) == (True, True, ["b", "a"])
+    assert parse("--no-reasoning-preserve").reasoning_preserve is False
+    # -bs cannot act (CPU sampler chains): accepted, announced once with its reason, listed in /props
+    c = parse("-bs")
+    assert c.ignored == {"--backend-sampling": True}
+    assert [n for n in c.notices if "-bs" in n and "CPU sampler chains" in n]
