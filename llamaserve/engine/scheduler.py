@@ -87,7 +87,7 @@ class Scheduler:
         # Sleeping on idle (--sleep-idle-seconds): `sleeping` is True from the moment the loop decides
         # to unload until the model is loaded again; changed under _wake, read from any thread.
         self.sleeping = False
-        self.n_sleeps = 0  # times the model was unloaded for idleness
+        self.n_sleeps = 0  # times the model was unloaded for idleness (counted once it is unloaded)
         self._holds = 0  # requests between hold() and release(): the model may not sleep under them
         self._wakers: list[concurrent.futures.Future] = []  # hold()s waiting for the model to load again
         self._t_active = time.monotonic()  # the end of the latest work: the idle clock starts there
@@ -248,6 +248,7 @@ class Scheduler:
             log.debug("model load failed: %r", exc)  # the server reports it (server.py), once
             self.ready.set()
             return
+        self._t_active = time.monotonic()  # the idle clock starts once the model is there, not while it loads
         self.ready.set()
         try:
             while True:
