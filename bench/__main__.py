@@ -7,6 +7,8 @@ Examples:
   python -m bench --llama-server /path/to/llama-server --python-peer --plot bench/results/plot.png
   # the prompt-cache workloads (bench/cache.py), each run on freshly started servers at their defaults
   python -m bench --llama-server /path/to/llama-server --workload multiturn,shared-prefix --rounds 2
+  # speculative decoding (bench/speculative.py): plain, with n-gram drafts, llama-server with the same drafts
+  python -m bench --llama-server /path/to/llama-server --workload grounded,no-reuse --concurrency 1,4 --rounds 3
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import httpx
 
 from bench.cache import WORKLOADS, CacheRun, print_cache_table
 from bench.load import LevelResult, run_level, warm_up
+from bench.speculative import SpecRun, grounded, print_spec_table
 
 
 def _free_port() -> int:
@@ -174,9 +177,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="repeat the interleaved sweep this many times")
     ap.add_argument("--json", default="bench/results/latest.json", help="where to write the JSON results")
     ap.add_argument("--plot", default=None, metavar="PNG")
-    ap.add_argument("--workload", default="levels", help="levels (the concurrency sweep), or prompt-cache workloads: "
-                    + ", ".join(WORKLOADS) + " (comma-separated)")
+    ap.add_argument("--workload", default="levels", help="levels (the concurrency sweep), prompt-cache workloads: "
+                    + ", ".join(WORKLOADS) + ", or speculative-decoding workloads: " + ", ".join(SPEC_WORKLOADS)
+                    + " (comma-separated)")
+    ap.add_argument("--spec-args", default=SPEC_ARGS, help=f"drafting flags for the speculative workloads (default: {SPEC_ARGS})")
     args = ap.parse_args()
+    workloads = [w for w in args.workload.split(",") if w]
+    if workloads and all(w in SPEC_WORKLOADS for w in workloads):
+        run_spec_workloads(args, workloads)
+        return
     if args.workload != "levels":
         run_cache_workloads(args, [w for w in args.workload.split(",") if w])
         return
@@ -298,6 +307,64 @@ def run_cache_workloads(args, workloads: list[str]) -> None:
     print_cache_table(runs, "llamaserve", "llama-server" if args.llama_server else None)
     out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "model": model,
            "settings": {"ctx": args.ctx, "threads": args.threads, "batch": args.batch, "rounds": args.rounds},
+           "results": [r.as_dict() for r in runs]}
+    pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"results written to {args.json}", file=sys.stderr)
+
+
+SPEC_WORKLOADS = ("grounded", "no-reuse")
+SPEC_ARGS = "--spec-type ngram-simple --spec-ngram-simple-size-n 4 --spec-ngram-simple-size-m 16"
+
+
+def run_spec_workloads(args, workloads: list[str]) -> None:
+    """llamaserve without drafts, llamaserve with --spec-args, and (with --llama-server) llama-server with
+    and without the same flags, all started once with identical settings; at each level every server
+    in turn (the order rotating per round), waiting for all of them to be idle before each."""
+    model = args.model or _default_model()
+    log_dir = pathlib.Path("bench/results")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-np", str(max(args.concurrency)), "-c", str(args.ctx),
+              "-t", str(args.threads), "-b", str(args.batch), "--no-repack"]
+    spec = shlex.split(args.spec_args)
+    configs = [("llamaserve", [sys.executable, "-m", "llamaserve", *common]),
+               ("llamaserve+drafts", [sys.executable, "-m", "llamaserve", *common, *spec])]
+    if args.llama_server:
+        configs += [("llama-server", [args.llama_server, *common, "--no-webui"]),
+                    ("llama-server+drafts", [args.llama_server, *common, "--no-webui", *spec])]
+    launched: list[Launched] = []
+    runs: list[SpecRun] = []
+    try:
+        for name, cmd in configs:
+            launched.append(Launched(name, cmd, "native", "/health", log_dir))
+        for s in launched:
+            asyncio.run(warm_up(s.url, "native", model))
+        for k in range(args.rounds):
+            for workload in workloads:
+                for c in args.concurrency:
+                    for s in launched[k % len(launched):] + launched[: k % len(launched)]:
+                        settle(launched)
+                        if workload == "grounded":
+                            # the same prompts for every server within a round, new ones each round
+                            r = asyncio.run(grounded(s.url, s.name, c, args.requests, seed=1000 * k + 100 * c))
+                        else:
+                            lv = asyncio.run(run_level(s.url, s.name, "native", c, args.requests, args.prompt_words,
+                                                       args.n_predict, os.path.basename(model)))
+                            r = SpecRun(server=s.name, workload=workload, concurrency=c, requests=lv.requests,
+                                        tokens=lv.tokens, wall_s=lv.wall_s, tok_s=lv.gen_tok_s, drafted=0, accepted=0,
+                                        errors=lv.errors, error_samples=lv.error_samples)
+                        print(f"  round {k + 1} {workload} {s.name} c={c}: {r.tok_s:.1f} tok/s, {r.tokens} tokens, drafted "
+                              f"{r.drafted}, accepted {r.accepted}, errors {r.errors}"
+                              + (f" ({'; '.join(r.error_samples)})" if r.error_samples else ""), file=sys.stderr)
+                        runs.append(r)
+    finally:
+        for s in launched:
+            s.stop()
+    print(f"drafting flags: {args.spec_args}")
+    print_spec_table(runs)
+    out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "model": model,
+           "settings": {"ctx": args.ctx, "threads": args.threads, "batch": args.batch, "rounds": args.rounds,
+                        "concurrency": args.concurrency, "requests": args.requests, "spec_args": args.spec_args},
            "results": [r.as_dict() for r in runs]}
     pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.json).write_text(json.dumps(out, indent=2))

@@ -181,7 +181,13 @@ class Config:
     hf_token: str = ""  # -hft / HF_TOKEN
     model_url: str = ""  # -mu: a GGUF by URL, kept in url_cache_dir (or at -m's path)
     mmproj_auto: bool = True  # the repository's projector comes with an -hf model
-    mmproj_path: str = ""  # the projector downloaded with the model (not loaded yet: issue 19)
+    mmproj_path: str = ""  # -mm, or the projector downloaded with an -hf model: images and audio (engine/media.py)
+    mmproj_url: str = ""  # -mmu: the projector by URL, kept beside -mu downloads
+    mmproj_offload: bool = True  # the projector on the GPU where there is one
+    image_min_tokens: int = 0  # 0 = the projector's own bounds (dynamic-resolution models)
+    image_max_tokens: int = 0
+    mtmd_batch_max_tokens: int = 0  # 0 = libmtmd's default
+    media_path: str = ""  # directory file:// media may be read from ("" = none may)
     hub_endpoint: str = "https://huggingface.co/"  # MODEL_ENDPOINT / HF_ENDPOINT
     url_cache_dir: str = ""  # where -mu downloads go (llama.cpp's cache directory)
     alias: str = ""
@@ -391,8 +397,8 @@ class Config:
 
     @property
     def remote_model(self) -> bool:
-        """The model (or its draft) is fetched, or found in a cache, before it loads: -hf, -mu, -hfd."""
-        return bool(self.hf_repo or self.model_url or self.spec.draft_hf)
+        """The model (its draft, its projector) is fetched, or found in a cache, before it loads: -hf, -mu, -hfd, -mmu."""
+        return bool(self.hf_repo or self.model_url or self.spec.draft_hf or self.mmproj_url)
 
     @property
     def n_choices_limit(self) -> int:

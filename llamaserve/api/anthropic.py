@@ -9,8 +9,9 @@ from starlette.responses import Response
 
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import ANTHROPIC_ERROR_TYPES, as_server_error
+from llamaserve.api.media_fetch import read_chat_json
 from llamaserve.api.openapi import json_body
-from llamaserve.api.requests import collect, read_json, stream_results
+from llamaserve.api.requests import collect, stream_results
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
 from llamaserve.protocol import anthropic, openai
@@ -21,7 +22,7 @@ router = APIRouter()
 @router.post("/v1/messages", openapi_extra=json_body(anthropic.MessagesRequest))
 async def messages(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
-    plan, tasks = anthropic.chat_tasks(await read_json(request), bridge.chat_server)
+    plan, tasks = anthropic.chat_tasks(await read_chat_json(request), bridge.chat_server)
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     msg_id = openai.new_id("msg_")
     if plan.stream:
@@ -57,6 +58,6 @@ async def _stream(request: Request, tasks: list[Task], plan: openai.Plan,
 @router.post("/v1/messages/count_tokens", openapi_extra=json_body(anthropic.CountTokensRequest))
 async def count_tokens(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
-    _, tasks = anthropic.chat_tasks(await read_json(request), bridge.chat_server, count_only=True)
+    _, tasks = anthropic.chat_tasks(await read_chat_json(request), bridge.chat_server, count_only=True)
     bridge.check(tasks)
     return json_response({"input_tokens": len(tasks[0].prompt)})

@@ -93,6 +93,7 @@ class EngineBridge:
             reasoning_budget=config.reasoning_budget, reasoning_budget_message=config.reasoning_budget_message,
             reasoning_effort=config.reasoning_effort, reasoning_preserve=config.reasoning_preserve,
             skip_chat_parsing=config.skip_chat_parsing, verbose=config.verbose, special_pieces=renderer.special_pieces,
+            multimodal=model.projector is not None,
         )
 
     # scheduler thread -> event loop

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+import llamaserve
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
 from llamaserve.api.openapi import json_body
@@ -154,7 +155,9 @@ async def props(request: Request) -> Response:
         "model_alias": config.model_alias,
         "model_ftype": info.ftype,
         "model_path": info.path,
-        "modalities": {"vision": False, "video": False, "audio": False},
+        "modalities": model.modalities,
+        # llamaserve's own: the projector (--mmproj) and its encodings: made, and spared by its cache
+        "media": model.projector.info() if model.projector is not None else None,
         "endpoint_slots": config.endpoint_slots,
         "endpoint_props": config.endpoint_props,
         "endpoint_metrics": config.endpoint_metrics,
@@ -165,7 +168,7 @@ async def props(request: Request) -> Response:
         "system_prompt": config.system_prompt,
         "bos_token": info.bos_text,
         "eos_token": info.eos_text,
-        "build_info": "llamaserve",
+        "build_info": llamaserve.build_info(),
         "is_sleeping": bridge.scheduler.sleeping,  # --sleep-idle-seconds: the model is unloaded until a request needs it
         "cors_proxy_enabled": config.ui_mcp_proxy,
         # llamaserve's own: the host-memory prompt cache (--cache-ram) and what it holds now

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
+from llamaserve.api.media_fetch import read_chat_json
 from llamaserve.api.openapi import json_body
 from llamaserve.api.requests import collect, read_json, stream_results
 from llamaserve.api.sse import json_response, sse_data, sse_response
@@ -49,7 +50,7 @@ async def apply_template(request: Request) -> Response:
 @router.post("/v1/chat/completions", openapi_extra=json_body(openai.ChatCompletionRequest))
 @router.post("/chat/completions", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
-    plan, tasks = chat_tasks(request, await read_json(request))
+    plan, tasks = chat_tasks(request, await read_chat_json(request))
     env = openai.Envelope(openai.new_id("chatcmpl-"), plan.model, FINGERPRINT)
     if plan.stream:
         return sse_response(_chat_stream(request, tasks, openai.ChatChunks(env, plan)))

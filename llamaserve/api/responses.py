@@ -9,9 +9,10 @@ from starlette.responses import Response
 
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.errors import as_server_error, error_body
+from llamaserve.api.media_fetch import read_chat_json
 from llamaserve.api.openapi import json_body
 from llamaserve.api.openai import chat_tasks
-from llamaserve.api.requests import collect, read_json, stream_results
+from llamaserve.api.requests import collect, stream_results
 from llamaserve.api.sse import json_response, sse_event, sse_response
 from llamaserve.engine import Task
 from llamaserve.protocol import openai, responses
@@ -23,7 +24,7 @@ router = APIRouter()
 @router.post("/responses", openapi_extra=json_body(responses.ResponsesRequest))
 async def create_response(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
-    req, plan, tasks = responses.chat_tasks(await read_json(request), bridge.chat_server)
+    req, plan, tasks = responses.chat_tasks(await read_chat_json(request), bridge.chat_server)
     bridge.check(tasks)  # refusals (e.g. 501 on an embedding-only server) keep their status, even when streaming
     builder = responses.ResponseBuilder(req, plan.model)
     if plan.stream:
@@ -64,7 +65,7 @@ async def _stream(request: Request, tasks: list[Task], plan: openai.Plan,
 @router.post("/responses/input_tokens", openapi_extra=json_body(responses.InputTokensRequest))
 async def response_input_tokens(request: Request) -> Response:
     bridge: EngineBridge = request.app.state.bridge
-    _, _, tasks = responses.chat_tasks(await read_json(request), bridge.chat_server, count_only=True)
+    _, _, tasks = responses.chat_tasks(await read_chat_json(request), bridge.chat_server, count_only=True)
     bridge.check(tasks)
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})
 
@@ -72,5 +73,5 @@ async def response_input_tokens(request: Request) -> Response:
 @router.post("/v1/chat/completions/input_tokens", openapi_extra=json_body(openai.ChatCompletionRequest))
 @router.post("/chat/completions/input_tokens", openapi_extra=json_body(openai.ChatCompletionRequest))
 async def chat_input_tokens(request: Request) -> Response:
-    _, tasks = chat_tasks(request, await read_json(request))
+    _, tasks = chat_tasks(request, await read_chat_json(request))
     return json_response({"object": "response.input_tokens", "input_tokens": len(tasks[0].prompt)})

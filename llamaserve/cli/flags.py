@@ -54,7 +54,6 @@ GROUPS = ("sampling.", "spec.")
 
 # The capabilities that have issues of their own; their options parse, and until they land a value
 # that asks for one stops start-up with this line.
-MULTIMODAL = "multimodal input (a projector for images and audio) is not implemented yet"
 _FIM = ("--port", "8012", "-ub", "1024", "-b", "1024", "-c", "0", "--cache-reuse", "256")
 _GPT_OSS = ("--port", "8013", "-ub", "2048", "-b", "32768", "-np", "2", "-c", "262144", "--temp", "1.0", "--top-p", "1.0",
             "--top-k", "0", "--min-p", "0.01", "--jinja")
@@ -83,7 +82,8 @@ CACHE_NOOP = "has no effect: the ngram-cache type is not built (--spec-type name
 MIN_HITS_NOOP = "has no effect: ngram-simple drafts from the latest match, as llama-server's, which reads no hit count either"
 P_SPLIT_NOOP = "has no effect: no speculative decoding type reads it, in llama-server either"
 BACKEND_SAMPLING_NOOP = "has no effect: the draft token is picked from the draft model's logits on the CPU, not by a backend sampler"
-MM_NOOP = "has no effect: " + MULTIMODAL
+MMDEV_NOOP = "has no effect: the projector runs on the GPU with --mmproj-offload (the first one libmtmd picks), else on the CPU"
+VIDEO_NOOP = "has no effect: video input is not implemented (images and audio are)"
 NO_GPU = "has no effect: this libllama build has no GPU backend, everything runs on the CPU"
 POLL_NOOP = ("has no effect: this ggml build runs its compute threads with OpenMP, whose threads wait as "
              "OMP_WAIT_POLICY says; the polling level is read only by ggml's own workers")
@@ -311,21 +311,21 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--metrics",), "endpoint_metrics", "enable the Prometheus metrics endpoint GET /metrics (default: disabled)", None, "LLAMA_ARG_ENDPOINT_METRICS"),
     Flag(("--props",), "endpoint_props", "enable changing global properties via POST /props (default: disabled)", None, "LLAMA_ARG_ENDPOINT_PROPS"),
     Flag(("--slot-save-path",), "slot_save_path", "directory for slot KV cache files: POST /slots/{id}?action=save|restore (default: disabled)", v.directory, None, metavar="PATH"),
-    Flag(("--media-path",), "", "directory from which file:// media may be read", str, None, metavar="PATH", noop=MM_NOOP),
+    Flag(("--media-path",), "media_path", "directory from which file:// media may be read (default: none)", str, None, metavar="PATH"),
     Flag(("--offline",), "offline", "never reach the network: -hf and -mu models come from the cache only", None, "LLAMA_ARG_OFFLINE"),
 
     # --- multimodal ---
-    Flag(("-mm", "--mmproj"), "", "multimodal projector file", str, "LLAMA_ARG_MMPROJ", metavar="FILE", needs=MULTIMODAL),
-    Flag(("-mmu", "--mmproj-url"), "", "download the multimodal projector from this URL", str, "LLAMA_ARG_MMPROJ_URL", metavar="URL", needs=MULTIMODAL),
+    Flag(("-mm", "--mmproj"), "mmproj_path", "multimodal projector file: images (and audio) in prompts", str, "LLAMA_ARG_MMPROJ", metavar="FILE"),
+    Flag(("-mmu", "--mmproj-url"), "mmproj_url", "download the multimodal projector from this URL (kept in the cache, or at -mm's path)", str, "LLAMA_ARG_MMPROJ_URL", metavar="URL"),
     Flag(("--mmproj-auto",), "mmproj_auto", "download the projector of the -hf repository with the model (default: enabled; --no-mmproj: never)", None, "LLAMA_ARG_MMPROJ_AUTO", ("--no-mmproj", "--no-mmproj-auto")),
-    Flag(("--mmproj-offload",), "", "offload the projector to the GPU", None, "LLAMA_ARG_MMPROJ_OFFLOAD", ("--no-mmproj-offload",), noop=MM_NOOP),
-    Flag(("-mmdev", "--mmproj-device"), "", "device for the multimodal projector", str, "MTMD_BACKEND_DEVICE", metavar="DEVICE", noop=MM_NOOP),
-    Flag(("--image-min-tokens",), "", "fewest tokens an image may take (dynamic-resolution vision models)", v.nonneg_int, "LLAMA_ARG_IMAGE_MIN_TOKENS", noop=MM_NOOP),
-    Flag(("--image-max-tokens",), "", "most tokens an image may take (dynamic-resolution vision models)", v.nonneg_int, "LLAMA_ARG_IMAGE_MAX_TOKENS", noop=MM_NOOP),
-    Flag(("--mtmd-batch-max-tokens",), "", "most media tokens encoded in one batch", v.nonneg_int, "LLAMA_ARG_MTMD_BATCH_MAX_TOKENS", noop=MM_NOOP),
-    Flag(("--video-fps",), "", "frames per second sampled from videos", v.nonneg_float, "LLAMA_ARG_VIDEO_FPS", noop=MM_NOOP),
-    Flag(("--video-timestamp-interval",), "", "milliseconds between text timestamps in videos", v.nonneg_int, "LLAMA_ARG_VIDEO_TIMESTAMP_INTERVAL", noop=MM_NOOP),
-    Flag(("--video-ffmpeg-dir",), "", "directory holding ffmpeg and ffprobe", str, "LLAMA_ARG_VIDEO_FFMPEG_DIR", metavar="DIR", noop=MM_NOOP),
+    Flag(("--mmproj-offload",), "mmproj_offload", "offload the projector to the GPU (default: enabled)", None, "LLAMA_ARG_MMPROJ_OFFLOAD", ("--no-mmproj-offload",)),
+    Flag(("-mmdev", "--mmproj-device"), "", "device for the multimodal projector", str, "MTMD_BACKEND_DEVICE", metavar="DEVICE", noop=MMDEV_NOOP),
+    Flag(("--image-min-tokens",), "image_min_tokens", "fewest tokens an image may take (dynamic-resolution vision models; default: the model's)", v.nonneg_int, "LLAMA_ARG_IMAGE_MIN_TOKENS"),
+    Flag(("--image-max-tokens",), "image_max_tokens", "most tokens an image may take (dynamic-resolution vision models; default: the model's)", v.nonneg_int, "LLAMA_ARG_IMAGE_MAX_TOKENS"),
+    Flag(("--mtmd-batch-max-tokens",), "mtmd_batch_max_tokens", "most media tokens encoded in one batch (default: libmtmd's)", v.nonneg_int, "LLAMA_ARG_MTMD_BATCH_MAX_TOKENS"),
+    Flag(("--video-fps",), "", "frames per second sampled from videos", v.nonneg_float, "LLAMA_ARG_VIDEO_FPS", noop=VIDEO_NOOP),
+    Flag(("--video-timestamp-interval",), "", "milliseconds between text timestamps in videos", v.nonneg_int, "LLAMA_ARG_VIDEO_TIMESTAMP_INTERVAL", noop=VIDEO_NOOP),
+    Flag(("--video-ffmpeg-dir",), "", "directory holding ffmpeg and ffprobe", str, "LLAMA_ARG_VIDEO_FFMPEG_DIR", metavar="DIR", noop=VIDEO_NOOP),
 
     # --- speculative decoding (engine/speculative.py) ---
     Flag(("--spec-draft-model", "-md", "--model-draft"), "spec.draft_model", "draft model for speculative decoding; alone, it turns on --spec-type draft-simple (default: unused)", str, "LLAMA_ARG_SPEC_DRAFT_MODEL", metavar="FNAME"),

@@ -17,11 +17,12 @@ import llama_cpp.llama_cpp as ll
 from llamaserve.config import Config
 from llamaserve.engine.control_vector import ControlVectorError, apply_control_vectors
 from llamaserve.engine.lora import LoraSet
+from llamaserve.engine.media import MARKER, MediaPrompt, Projector, ProjectorLoadError, read_media_file
 from llamaserve.engine.model_params import ParamError, apply_context_params, build_model_params
 from llamaserve.engine.numa import NumaError, init_numa
 from llamaserve.engine.threads import ThreadpoolError, make_threadpools
 from llamaserve.engine.warmup import warm_up
-from llamaserve.errors import ServerError, Unavailable
+from llamaserve.errors import MediaUnsupported, ServerError, Unavailable
 
 log = logging.getLogger("llamaserve.engine")
 
@@ -169,11 +170,36 @@ class Model:
         if not self.model:
             reason = _llama_log.last_error
             raise ModelLoadError(f"failed to load model from {path}" + (f": {reason}" if reason else ""))
+        self.projector: Projector | None = None
         try:
             self._init_context(config, path, t0)
+            if config.mmproj_path:
+                self.projector = self._load_projector(config)
+            # what it takes, kept past close() (for /props while the server sleeps)
+            self.modalities = self.projector.modalities if self.projector is not None else {"vision": False, "video": False, "audio": False}
         except BaseException:
             self.close()
             raise
+
+    def _load_projector(self, config: Config) -> Projector:
+        log.info("loading multimodal projector %s", config.mmproj_path)
+        try:
+            p = Projector(config.mmproj_path, self.model, self.threads,
+                          use_gpu=config.mmproj_offload and config.n_gpu_layers != 0, image_min_tokens=config.image_min_tokens,
+                          image_max_tokens=config.image_max_tokens, batch_max_tokens=config.mtmd_batch_max_tokens,
+                          verbose=config.verbose)
+        except ProjectorLoadError as exc:
+            raise ModelLoadError(str(exc)) from None
+        log.info("multimodal projector loaded: %s", ", ".join(k for k, v in p.modalities.items() if v) or "no input modality")
+        return p
+
+    def tokenize_media(self, text: str, media: list, add_special: bool = True, parse_special: bool = True) -> MediaPrompt:
+        """A prompt of text with media markers and the media they stand for: bytes, or file:// URLs
+        read under --media-path (engine/media.py)."""
+        if self.projector is None:
+            raise MediaUnsupported('"prompt"', "multimodal")
+        data = [m if isinstance(m, bytes) else read_media_file(m.url, self.config.media_path) for m in media]
+        return self.projector.tokenize(text, data, add_special, parse_special)
 
     def _init_context(self, config: Config, path: str, t0: float) -> None:
         self.vocab = ll.llama_model_get_vocab(self.model)
@@ -368,6 +394,16 @@ class Model:
     def detokenize(self, tokens: list[int], special: bool = False) -> str:
         if not tokens:
             return ""
+        if min(tokens) < 0:
+            # a prompt with media (engine/media.py): each run of one pseudo id is shown as the marker
+            parts, run = [], []
+            for i, t in enumerate(tokens):
+                if t >= 0:
+                    run.append(t)
+                elif i == 0 or tokens[i - 1] != t:
+                    parts += [self.detokenize(run, special), MARKER]
+                    run = []
+            return "".join(parts) + self.detokenize(run, special)
         vocab = self._vocab()
         arr = (ll.llama_token * len(tokens))(*tokens)
         size = max(64, len(tokens) * 16)
@@ -382,6 +418,9 @@ class Model:
         return 0 <= token < self.n_vocab
 
     def close(self) -> None:
+        if getattr(self, "projector", None) is not None:
+            self.projector.close()
+            self.projector = None
         if getattr(self, "ctx", None):
             ll.llama_free(self.ctx)
             self.ctx = None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import llama_cpp.llama_cpp as ll
 
+from llamaserve.engine.media import floor as media_floor
 from llamaserve.engine.prompt_cache import HostCache
 from llamaserve.engine.slot import Slot, common_prefix
 from llamaserve.engine.stats import EngineStats
@@ -86,16 +87,17 @@ class PromptReuse:
         if source is not None:
             n = min(best, last)
             slot.copy_prefix(self.model.memory, source, n, self.model.unified_kv)
-            keep = self.usable_prefix(slot, n)
+            keep = self.usable_prefix(slot, n, task.media)
             self.stats.prompt_tokens_attached += keep
             log.debug("slot %d: attached %d prompt tokens from slot %d", slot.id, keep, source.id)
         elif entry is not None:
-            keep = self._restore(slot, entry, min(best, last))
+            keep = self._restore(slot, entry, min(best, last), task.media)
         else:
             keep = own
-            if task.cache_prompt and slot.lora == lora and task.cache_reuse > 0:
+            # (KV-shifted runs could hold part of an image: not with media)
+            if task.cache_prompt and slot.lora == lora and task.cache_reuse > 0 and not task.media:
                 keep = slot.reuse_chunks(self.model.memory, prompt, keep, task.cache_reuse)
-            keep = self.usable_prefix(slot, min(keep, last))
+            keep = self.usable_prefix(slot, min(keep, last), task.media)
         slot.lora = lora
         if keep:
             self.stats.cache_hits += 1
@@ -135,7 +137,7 @@ class PromptReuse:
                 continue
             s.leader = None
             s.copy_prefix(self.model.memory, leader, s.follow_n, self.model.unified_kv)
-            s.n_cached = self.usable_prefix(s, s.follow_n)
+            s.n_cached = self.usable_prefix(s, s.follow_n, s.task.media)
             self.stats.prompt_tokens_cached += s.n_cached
             self.stats.prompt_tokens_attached += s.n_cached
             log.debug("slot %d: attached %d prompt tokens from slot %d", s.id, s.n_cached, leader.id)
@@ -155,11 +157,13 @@ class PromptReuse:
 
     # --- helpers ---
 
-    def usable_prefix(self, slot: Slot, keep: int) -> int:
+    def usable_prefix(self, slot: Slot, keep: int, spans: tuple = ()) -> int:
         """Cut the slot's sequence to its first `keep` tokens and return how many remain usable:
         all of them, or none where libllama cannot keep a partial sequence (recurrent state) or
-        the sliding-window layers no longer hold the window that position `keep` attends to."""
+        the sliding-window layers no longer hold the window that position `keep` attends to.
+        spans: the new prompt's media chunks, which are evaluated whole (a cut inside one moves to its start)."""
         mem = self.model.memory
+        keep = media_floor(spans, keep)
         if keep > 0 and self.model.n_swa > 0:
             pos_min = ll.llama_memory_seq_pos_min(mem, slot.id)
             if pos_min > max(0, keep - self.model.n_swa):
@@ -170,7 +174,7 @@ class PromptReuse:
             keep = 0
         return keep
 
-    def _restore(self, slot: Slot, entry, n: int) -> int:
+    def _restore(self, slot: Slot, entry, n: int, spans: tuple = ()) -> int:
         mem = self.model.memory
         slot.forget_from(mem, 0)
         if not self.host.restore(self.model.ctx, entry, slot.id):
@@ -181,7 +185,7 @@ class PromptReuse:
         slot.cache[:] = entry.tokens.tolist()
         slot.lora = entry.lora
         slot.in_host = (entry, entry.n_tokens)
-        keep = self.usable_prefix(slot, n)
+        keep = self.usable_prefix(slot, n, spans)
         self.stats.prompt_tokens_restored += keep
         log.debug("slot %d: restored %d prompt tokens from the host prompt cache", slot.id, keep)
         return keep

@@ -29,7 +29,7 @@ import llama_cpp.llama_cpp as ll
 import numpy as np
 
 from llamaserve.config import Config
-from llamaserve.engine import embeddings
+from llamaserve.engine import embeddings, media
 from llamaserve.engine.admission import refusal
 from llamaserve.engine.batch import Batch
 from llamaserve.engine.lora import LoraAdapter, Scales
@@ -70,6 +70,7 @@ class Scheduler:
         self._wake = threading.Condition()
         self._stopping = False
         self._batch_limit = config.n_batch
+        self._embd_batch: media.EmbdBatch | None = None  # for media chunks, made at the first one
         self.prompt_chunk = config.n_batch
         self._thread = threading.Thread(target=self._run, name="llamaserve-scheduler", daemon=True)
         self.n_steps = 0
@@ -300,6 +301,9 @@ class Scheduler:
         self.reuse = None
         if self.speculator is not None:
             self.speculator.close()
+        if self._embd_batch is not None:  # sized for this model's embeddings
+            self._embd_batch.close()
+            self._embd_batch = None
         self.model.close()
 
     def _next_action(self) -> str:
@@ -493,7 +497,8 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - e.g. a value ctypes cannot pass: this request's fault
             out.append(error_result(task, InvalidRequest(f"invalid sampling parameters: {exc}")))
             return
-        chain.accept_prompt(prompt)
+        # media positions hold pseudo ids (engine/media.py), which no sampler may see
+        chain.accept_prompt([t for t in prompt if t >= 0] if task.media else prompt)
         begin = self.reuse.start(slot, task)
 
         slot._reset_task_state()
@@ -507,7 +512,8 @@ class Scheduler:
         slot.n_cached = begin.n_cached
         slot.leader, slot.follow_n = begin.leader, begin.follow_n
         slot.t_start = time.perf_counter()
-        slot.drafting = self.speculator.start(task) if self.speculator is not None else None
+        # drafts are proposed from the tokens of the prompt, where media has no token to propose
+        slot.drafting = self.speculator.start(task) if self.speculator is not None and not task.media else None
         self.stats.prompt_tokens_cached += begin.n_cached
         log.debug("slot %d: task %d, %d prompt tokens, %d cached%s", slot.id, task.id, len(prompt), begin.n_cached,
                   f", waiting for slot {begin.leader.id} to evaluate {begin.follow_n}" if begin.leader else "")
@@ -550,6 +556,8 @@ class Scheduler:
         batch.clear()
         limit = min(self._batch_limit, batch.capacity)
         lora = self._lora_turn()
+        if self.model.projector is not None:
+            self._decode_media(lora, out)
         generating = [s for s in self.slots if s.state == Slot.GENERATE and s.lora == lora]
         for slot in generating:
             slot.i_batch = batch.add(slot.next_token, slot.n_past, slot.id, True)
@@ -569,6 +577,13 @@ class Scheduler:
                     break
                 start = slot.n_past
                 k = min(slot.n_prompt - start, limit - batch.n)
+                if slot.task.media:
+                    # text up to the next media chunk (decoded on its own: see _decode_media)
+                    m = media.next_media(slot.task.media, start)
+                    if m is not None:
+                        k = min(k, m - start)
+                    if k == 0:
+                        continue
                 last = start + k == slot.n_prompt
                 slot.i_batch = batch.add_span(slot.prompt_np[start : start + k], start, slot.id, last)
                 chunks.append((slot, k))
@@ -605,6 +620,60 @@ class Scheduler:
                 self._verify(slot, out)
             else:
                 self._sample(slot, out)
+
+    # --- images and audio ---
+
+    def _decode_media(self, lora: Scales, out: list[Result]) -> None:
+        """Decode the media chunk each prompting slot has reached: its embeddings (encoded once per
+        media content, engine/media.py) in llama_decode calls of their own, since a llama_batch holds
+        either token ids or embeddings. A chunk that ends the prompt gives the first token here."""
+        for slot in self.slots:
+            task = slot.task
+            if slot.state != Slot.PROMPT or not task or not task.media or slot.lora != lora or slot.leader is not None:
+                continue
+            span = media.span_at(task.media, slot.n_past)
+            if span is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                embd = self.model.projector.embeddings(span)
+                self._decode_embd(slot, span, embd)
+            except ServerError as exc:
+                slot.forget_from(self.model.memory, 0)
+                out.append(error_result(task, exc, slot))
+                self._release(slot)
+                continue
+            slot.cache.extend(task.prompt[span.start : span.end])
+            self._count_decode(span.n_tokens, time.perf_counter() - t0)
+            self.reuse.follow(slot)
+            if task.stream and task.return_progress:
+                out.append(progress_result(slot))
+            if slot.n_past == slot.n_prompt:
+                slot.state = Slot.GENERATE
+                slot.t_prompt_done = time.perf_counter()
+                self._sample(slot, out)
+
+    def _decode_embd(self, slot: Slot, span, embd) -> None:
+        n_batch = self.model.n_batch
+        if span.non_causal and span.n_tokens > self.model.n_ubatch:
+            raise InvalidRequest(f"the {span.kind} takes {span.n_tokens} tokens, more than the physical batch "
+                                 f"(-ub {self.model.n_ubatch}) that must hold it whole for this model")
+        if self._embd_batch is None:
+            self._embd_batch = media.EmbdBatch(n_batch, embd.shape[1])
+        ctx = self.model.ctx
+        if span.non_causal:
+            ll.llama_set_causal_attn(ctx, False)
+        try:
+            for i in range(0, span.n_tokens, n_batch):
+                part = embd[i : i + n_batch]
+                last = i + len(part) == span.n_tokens and span.end == slot.n_prompt
+                ret = self._embd_batch.decode(ctx, part, span.start + i, slot.id, last)
+                if ret != 0:
+                    raise ServerError(f"llama_decode failed with status {ret} on {span.kind} embeddings")
+        finally:
+            if span.non_causal:
+                ll.llama_set_causal_attn(ctx, True)
+        slot.i_batch = (span.n_tokens - 1) % n_batch
 
     # --- speculative decoding ---
 
@@ -821,7 +890,8 @@ class Scheduler:
                 and (time.perf_counter() - slot.t_prompt_done) * 1e3 > task.t_max_predict_ms
             ):
                 stop_type = "limit"
-            elif slot.n_past + 1 >= slot.n_ctx and not (self.config.ctx_shift and slot.shift_context(self.model.memory, self.model.info.add_bos)):
+            elif slot.n_past + 1 >= slot.n_ctx and not (self.config.ctx_shift and not slot.task.media
+                                                         and slot.shift_context(self.model.memory, self.model.info.add_bos)):
                 stop_type = "limit"
                 slot.truncated = True
 

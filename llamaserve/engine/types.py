@@ -226,6 +226,10 @@ class Task:
     # the same object on each; the first to start evaluates it, the others copy its KV cache.
     prompt_group: object | None = None
     spec: SpecParams | None = None  # speculative decoding; None = the server's settings
+    # images and audio in the prompt (engine/media.py MediaSpan: where each sits; their positions in
+    # `prompt` hold pseudo ids), and what keeps their libmtmd chunks alive
+    media: tuple = ()
+    media_owner: object | None = field(default=None, repr=False)
     id: int = field(default_factory=lambda: next(_task_ids))
     cancelled: bool = False
 

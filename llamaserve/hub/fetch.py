@@ -171,10 +171,9 @@ def fetch_model(config: Config, progress: Progress | None = None) -> None:
     source = Source(config.model_cache_dir, config.hub_endpoint, config.hf_token, config.offline)
     if config.hf_repo:
         files = resolve(source, config.hf_repo, config.hf_file, mmproj=config.mmproj_auto, progress=progress)
-        config.model, config.mmproj_path = files.model, files.mmproj
-        if files.mmproj:
-            log.warning("%s: its projector %s is in the cache, but multimodal input is not implemented yet: "
-                        "the server runs the model text-only", config.hf_repo, files.mmproj)
+        config.model = files.model
+        if files.mmproj and not config.mmproj_path:  # -mm names another projector
+            config.mmproj_path = files.mmproj
     elif config.model_url:
         first = url_file(config.model_url, config.url_cache_dir)
         directory = pathlib.Path(config.model).parent if config.model else first.parent
@@ -183,6 +182,10 @@ def fetch_model(config: Config, progress: Progress | None = None) -> None:
         dests = [pathlib.Path(config.model)] if config.model and len(parts) == 1 else [directory / url_file(u, "").name for u in parts]
         local = [resolve_url(url, dest, config.hf_token, config.offline, progress) for url, dest in zip(parts, dests)]
         config.model = local[0]
+    if config.mmproj_url:
+        dest = pathlib.Path(config.mmproj_path) if config.mmproj_path else url_file(config.mmproj_url, config.url_cache_dir)
+        config.mmproj_path = resolve_url(config.mmproj_url, dest, config.hf_token, config.offline, progress)
+        log.info("projector file: %s", config.mmproj_path)
     if config.spec.draft_hf:
         config.spec.draft_model = resolve(source, config.spec.draft_hf, progress=progress).model
         log.info("draft model file: %s", config.spec.draft_model)

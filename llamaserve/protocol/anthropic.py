@@ -114,6 +114,21 @@ def _convert_output_config(config: dict[str, Any], chat: dict[str, Any]) -> None
         chat.setdefault("chat_template_kwargs", {})["reasoning_effort"] = effort
 
 
+def image_url(block: dict[str, Any], where: str) -> str:
+    """An image block's source as a URL the chat plan reads: base64 data as a data: URI, or its url."""
+    src = block.get("source")
+    if not isinstance(src, dict):
+        raise InvalidRequest(f'{where}: an image block needs a "source"')
+    if src.get("type") == "base64":
+        media_type, data = src.get("media_type", "image/png"), src.get("data")
+        if not isinstance(data, str) or not isinstance(media_type, str):
+            raise InvalidRequest(f'{where}: a base64 image source needs "media_type" and "data" strings')
+        return f"data:{media_type};base64,{data}"
+    if src.get("type") == "url" and isinstance(src.get("url"), str):
+        return src["url"]
+    raise InvalidRequest(f'{where}: the image source "type" must be "base64" or "url"')
+
+
 def _text_of(content: Any, where: str) -> str:
     if isinstance(content, str):
         return content
@@ -137,6 +152,7 @@ def _convert_message(msg: dict[str, Any], i: int) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         raise InvalidRequest(f'messages[{i}]: "content" must be a string or an array of content blocks')
     texts: list[str] = []
+    parts: list[dict[str, Any]] = []  # the text and the images in order, as OpenAI content parts
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
@@ -144,8 +160,9 @@ def _convert_message(msg: dict[str, Any], i: int) -> list[dict[str, Any]]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(str(block.get("text", "")))
+            parts.append({"type": "text", "text": texts[-1]})
         elif kind == "image":
-            raise MediaUnsupported(f"messages[{i}]")
+            parts.append({"type": "image_url", "image_url": {"url": image_url(block, f"messages[{i}]")}})
         elif kind == "tool_use" and role == "assistant":
             calls.append({
                 "id": block.get("id") or new_id("toolu_"), "type": "function",
@@ -161,8 +178,9 @@ def _convert_message(msg: dict[str, Any], i: int) -> list[dict[str, Any]]:
         else:
             raise InvalidRequest(f"messages[{i}]: unsupported content block type {kind!r} in a {role} message")
     out: list[dict[str, Any]] = list(results)
-    if texts or calls or not results:
-        m: dict[str, Any] = {"role": role, "content": "\n".join(texts)}
+    if texts or calls or parts or not results:
+        # (images go on as parts: the chat plan takes them where a projector is loaded, else refuses them)
+        m: dict[str, Any] = {"role": role, "content": parts if len(parts) > len(texts) else "\n".join(texts)}
         if calls:
             m["tool_calls"] = calls
         if thinking:

@@ -20,6 +20,7 @@ from llamaserve.engine.types import (
     spec_type_order,
 )
 from llamaserve.errors import InvalidRequest, MediaUnsupported
+from llamaserve.protocol import media as media_input
 from llamaserve.protocol.constraints import request_grammar, schema_grammar
 from llamaserve.protocol.task_defaults import TaskDefaults
 from llamaserve.protocol.tokenizer import Tokenize, Tokenizer
@@ -226,23 +227,26 @@ def _is_token(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int) -> list[list[int]]:
-    """llama-server's prompt forms: a string, token ids, a mix, a {"prompt_string": ...} object, or an
-    array of those (several prompts)."""
+def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int, tokenize_media=None) -> list[list[int]]:
+    """llama-server's prompt forms: a string, token ids, a mix, a {"prompt_string": ...} object (with
+    "multimodal_data": base64 media for the markers in its text, through tokenize_media), or an array of
+    those (several prompts)."""
     if prompt is None:
         raise InvalidRequest('"prompt" is required')
     if isinstance(prompt, (str, dict)):
-        prompts = [_single(prompt, tokenize)]
+        prompts = [_single(prompt, tokenize, tokenize_media)]
     elif isinstance(prompt, list):
         if not prompt:
             raise InvalidRequest('"prompt" must not be an empty array')
         if any(_is_token(x) for x in prompt):
             prompts = [tokenize_mixed(prompt, tokenize)]
         else:
-            prompts = [_single(p, tokenize) for p in prompt]
+            prompts = [_single(p, tokenize, tokenize_media) for p in prompt]
     else:
         raise InvalidRequest('"prompt" must be a string, an array of token ids, or an array of prompts')
     for tokens in prompts:
+        if not isinstance(tokens, list):
+            continue  # a prompt with media, made by the model's own tokenizer
         if not tokens:
             raise InvalidRequest("empty prompt: the prompt must contain at least one token")
         bad = [t for t in tokens if not 0 <= t < n_vocab]
@@ -251,15 +255,20 @@ def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int) -> list[list
     return prompts
 
 
-def _single(p: Any, tokenize: Tokenize) -> list[int]:
+def _single(p: Any, tokenize: Tokenize, tokenize_media=None) -> list[int]:
     if isinstance(p, str):
         return tokenize(p, True)
     if isinstance(p, list):
         return tokenize_mixed(p, tokenize)
     if isinstance(p, dict) and "prompt_string" in p:
-        if "multimodal_data" in p:
-            raise MediaUnsupported('"prompt"', "multimodal")
         text = p["prompt_string"]
+        if "multimodal_data" in p:
+            data = p["multimodal_data"]
+            if tokenize_media is None:
+                raise MediaUnsupported('"prompt"', "multimodal")
+            if not isinstance(data, list) or not isinstance(text, str):
+                raise InvalidRequest('"multimodal_data" must be an array of base64 strings, with a string "prompt_string"')
+            return tokenize_media(text, [media_input.b64(d, f'"multimodal_data"[{i}]') for i, d in enumerate(data)])
         if isinstance(text, str):
             return tokenize(text, True)
         if isinstance(text, list):
@@ -375,7 +384,9 @@ def build_tasks(
     spec = speculative_params(req, spec)
     return [
         Task(
-            prompt=tokens, params=params, n_predict=_n_predict(req, defaults), stop=stop,
+            # a prompt with media (the engine's MediaPrompt) carries where its chunks sit
+            prompt=getattr(tokens, "tokens", tokens), media=getattr(tokens, "spans", ()),
+            media_owner=getattr(tokens, "owner", None), params=params, n_predict=_n_predict(req, defaults), stop=stop,
             cache_prompt=defaults.cache_prompt if req.cache_prompt is None else req.cache_prompt,
             cache_reuse=cache_reuse if req.n_cache_reuse is None else req.n_cache_reuse,
             id_slot=req.id_slot, n_keep=defaults.n_keep if req.n_keep is None else req.n_keep,
@@ -390,7 +401,7 @@ def build_tasks(
 def completion_tasks(req: CompletionRequest, tokenizer: Tokenizer, defaults: TaskDefaults) -> list[Task]:
     """A parsed /completion request (also /infill's, its prompt the FIM tokens) as engine tasks."""
     tokenize = tokenizer.tokenize  # (text, add_special), special tokens parsed
-    prompts = tokenize_prompts(req.prompt, tokenize, tokenizer.n_vocab)
+    prompts = tokenize_prompts(req.prompt, tokenize, tokenizer.n_vocab, getattr(tokenizer, "tokenize_media", None))
     return build_tasks(req, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse, defaults.speculative)
 
 

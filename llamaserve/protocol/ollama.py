@@ -7,6 +7,7 @@ are nanoseconds, as Ollama reports them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import datetime, timezone
@@ -157,10 +158,20 @@ def chat_to_openai(body: Any, n_ctx: int) -> tuple[ChatRequest, dict[str, Any], 
     return req, chat, notes
 
 
+def _with_images(text: str, images: Any, where: str) -> str | list[dict[str, Any]]:
+    """Ollama's "images" (base64 strings) after the text, as OpenAI content parts: the chat plan takes
+    them where a projector is loaded and refuses them where not."""
+    if not images:
+        return text
+    if not isinstance(images, list) or not all(isinstance(b, str) for b in images):
+        raise InvalidRequest(f'{where}: "images" must be an array of base64 strings')
+    # the type is a placeholder: libmtmd recognises the format from the bytes
+    return [{"type": "text", "text": text}] + [{"type": "image_url", "image_url": {"url": b if b.startswith("data:") else "data:image/*;base64," + b}}
+                                               for b in images]
+
+
 def _convert_message(msg: dict[str, Any], i: int) -> dict[str, Any]:
-    if msg.get("images"):
-        raise InvalidRequest(f"messages[{i}]: images are not supported: this server runs a text-only model")
-    out: dict[str, Any] = {"role": msg.get("role"), "content": msg.get("content") or ""}
+    out: dict[str, Any] = {"role": msg.get("role"), "content": _with_images(msg.get("content") or "", msg.get("images"), f"messages[{i}]")}
     if msg.get("thinking"):
         out["reasoning_content"] = msg["thinking"]
     if msg.get("tool_calls"):
@@ -187,6 +198,10 @@ def generate_tasks(body: Any, n_ctx: int, tokenizer: Tokenizer, defaults: TaskDe
     report(notes)
     context = list(req.context or [])
     bad = [t for t in context if not 0 <= t < tokenizer.n_vocab]
+    if bad and bad[0] < 0:
+        # the positions of an image in a returned context (engine/media.py): its pixels are not in it
+        raise InvalidRequest('"context" holds an image\'s positions, which cannot be sent back: send the '
+                             'conversation again with its "images"')
     if bad:
         raise InvalidRequest(f'"context" holds an invalid token id {bad[0]}')
     if req.raw or not req.prompt and not req.system:
@@ -194,14 +209,15 @@ def generate_tasks(body: Any, n_ctx: int, tokenizer: Tokenizer, defaults: TaskDe
     plan, tasks = openai.chat_tasks(fields, chat_setup(), tokenizer, defaults)
     for t in tasks:
         t.prompt = context + t.prompt
+        t.media = tuple(dataclasses.replace(m, start=m.start + len(context)) for m in t.media)
     return req, plan, tasks
 
 
 def _generate_to_openai(body: Any, n_ctx: int) -> tuple[GenerateRequest, dict[str, Any], list[str]]:
     """A generate request as a chat request (templated); `raw` prompts run natively instead."""
     req: GenerateRequest = validate_model(GenerateRequest, body)
-    if req.images:
-        raise InvalidRequest("images are not supported: this server runs a text-only model")
+    if req.images and req.raw:
+        raise InvalidRequest('"images" need a templated prompt: with "raw" the prompt has no place for them')
     if req.suffix:
         raise InvalidRequest('"suffix" is not supported: this model has no fill-in-the-middle tokens')
     if req.template:
@@ -209,7 +225,7 @@ def _generate_to_openai(body: Any, n_ctx: int) -> tuple[GenerateRequest, dict[st
     fields, notes = _common(req, n_ctx)
     if not req.raw:
         messages = [{"role": "system", "content": req.system}] if req.system else []
-        fields["messages"] = messages + [{"role": "user", "content": req.prompt}]
+        fields["messages"] = messages + [{"role": "user", "content": _with_images(req.prompt, req.images, '"prompt"')}]
         if "n_predict" in fields:
             fields["max_tokens"] = fields.pop("n_predict")
     return req, fields, notes

@@ -109,7 +109,7 @@ def _convert_input(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
             role = item.get("role")
             if role not in ("user", "assistant", "system", "developer"):
                 raise InvalidRequest(f'input[{i}]: "role" must be user, assistant, system or developer')
-            msg: dict[str, Any] = {"role": role, "content": _content_text(item.get("content", ""), i)}
+            msg: dict[str, Any] = {"role": role, "content": _content(item.get("content", ""), i)}
             if role == "assistant" and reasoning:
                 msg["reasoning_content"], reasoning = reasoning, ""
             out.append(msg)
@@ -135,6 +135,23 @@ def _convert_input(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             raise InvalidRequest(f"input[{i}]: unsupported input item type {kind!r}")
     return out
+
+
+def _content(content: Any, i: int) -> str | list[dict[str, Any]]:
+    """A message's content: its text, or with images (input_image) the text and images in order as
+    OpenAI content parts, which the chat plan takes where a projector is loaded."""
+    if not isinstance(content, list) or not any(isinstance(p, dict) and p.get("type") == "input_image" for p in content):
+        return _content_text(content, i)
+    parts = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                raise InvalidRequest(f'input[{i}]: an input_image needs an "image_url" (file_id is not supported)')
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        else:
+            parts.append({"type": "text", "text": _content_text([part], i)})
+    return parts
 
 
 def _content_text(content: Any, i: int) -> str:

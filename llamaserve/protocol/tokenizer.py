@@ -3,7 +3,7 @@ engine's Model has its shape; the unit tests pass a stand-in) and the plain `Tok
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, add_special) -> tokens
 
@@ -16,3 +16,8 @@ class Tokenizer(Protocol):
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]: ...
 
     def detokenize(self, tokens: list[int], special: bool = False) -> str: ...
+
+    def tokenize_media(self, text: str, media: list) -> Any:
+        """Text with media markers and the media (bytes, or protocol.media.MediaFile) they stand for, as a
+        prompt whose `tokens`, `spans` and `owner` the tasks carry; MediaUnsupported without a projector."""
+        ...

@@ -17,6 +17,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+import llamaserve
 from llamaserve.api import cors_proxy, errors, webui
 from llamaserve.api.app import add_shared_layers
 from llamaserve.api.native import ignored_options
@@ -269,7 +270,7 @@ def create_router_app(config: Config) -> FastAPI:
             # llama-server's answer, with the fields single-model clients read first
             return json_response({**router_props, "model_alias": "llamaserve", "model_path": "none",
                                   "default_generation_settings": {"params": {}, "n_ctx": 0},
-                                  "build_info": "llamaserve"})
+                                  "build_info": llamaserve.build_info()})
         # A request without a model is for the default model: its props, plus what says "router".
         state = await pool.acquire(default.name, autoload)
         try:

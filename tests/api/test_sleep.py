@@ -12,8 +12,9 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import MODEL, ONE_THREAD, start_server
+from tests.conftest import MODEL, ONE_THREAD, shared_model, start_server
 from tests.helpers import assert_error
+from tests.media_files import data_uri
 
 UNLOADED = "unloading the model and its KV cache"
 RELOADED = "waking up: loading the model again"
@@ -184,5 +185,28 @@ def test_a_failed_reload_fails_its_requests_and_the_next_one_tries_again(tmp_pat
             r = c.post("/completion", json={"prompt": "Hi", "n_predict": 1})
             assert r.status_code == 200, r.text
             assert not is_sleeping(c)
+    finally:
+        srv.stop()
+
+
+def test_the_projector_sleeps_and_wakes_with_the_model(tmp_path):
+    srv = start_server(tmp_path, "--sleep-idle-seconds", "1", "-np", "1", "-c", "2048", *ONE_THREAD,
+                       "--mmproj", shared_model("synthetic-mmproj-smollm2.f32.gguf"))
+    try:
+        with srv.client() as c:
+            def ask() -> dict:
+                content = [{"type": "text", "text": "What is in the image?"}, {"type": "image_url", "image_url": {"url": data_uri(3)}}]
+                r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": content}],
+                                                         "max_tokens": 2, "temperature": 0})
+                assert r.status_code == 200, r.text
+                return r.json()
+
+            awake = ask()
+            wait_asleep(c)
+            props = c.get("/props").json()
+            assert props["modalities"]["vision"] is True and props["media"] is None  # said while it sleeps
+            woken = ask()  # the projector loaded again with the model, its image cache empty
+            assert woken["choices"][0]["message"] == awake["choices"][0]["message"]
+            assert c.get("/props").json()["media"]["encoded"] == 1
     finally:
         srv.stop()

@@ -15,12 +15,13 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL, poll_until, serve
+from tests.conftest import MODEL, SHARED_MODELS, poll_until, serve, shared_model
 from tests.fake_hub import TOKEN, FakeHub
 from tests.helpers import CHILD
 
 REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
 SPLIT = "test-org/SmolLM2-split-GGUF"
+VISION = "test-org/SmolLM2-vision-GGUF"  # the model with a projector beside it
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,9 @@ def hub(derived_models):
     shards = sorted((derived_models / "split").glob("*.gguf"))
     h.add_repo(SPLIT, {f"Q4_1/{p.name}": p for p in shards})
     h.add_repo("test-org/Gated-GGUF", {"g-Q4_1.gguf": b"GGUF"}, gated=True)
+    if SHARED_MODELS is not None:
+        h.add_repo(VISION, {"SmolLM2-135M-Instruct.Q4_1.gguf": pathlib.Path(MODEL),
+                            "mmproj-SmolLM2-F32.gguf": SHARED_MODELS / "synthetic-mmproj-smollm2.f32.gguf"})
     yield h
     h.close()
 
@@ -195,3 +199,19 @@ def test_the_draft_model_comes_from_hugging_face_with_hfd(request, hub, tmp_path
     assert f"draft model file: {cache}" in srv.log()
     r = httpx.post(srv.url + "/completion", json={"prompt": "1, 2, 3, 4, 5,", "n_predict": 16, "temperature": 0}, timeout=60)
     assert r.status_code == 200 and r.json()["timings"]["draft_n"] > 0
+
+
+def test_the_projector_comes_with_the_model_unless_no_mmproj(request, hub, tmp_path):
+    shared_model("synthetic-mmproj-smollm2.f32.gguf")
+    from tests.media_files import data_uri
+
+    cache = tmp_path / "cache"
+    srv = serve(request, tmp_path, "-hf", VISION, "-c", "1024", "-np", "1", env=hub_env(hub, cache))
+    props = httpx.get(srv.url + "/props").json()
+    assert props["modalities"]["vision"] is True and "snapshots" in props["media"]["path"]
+    r = httpx.post(srv.url + "/v1/chat/completions", timeout=60, json={"max_tokens": 1, "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_uri(1)}}]}]})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] > 16
+    srv.stop()
+    srv = serve(request, tmp_path, "-hf", VISION, "--no-mmproj", "--offline", "-c", "1024", "-np", "1", env=hub_env(hub, cache))
+    assert httpx.get(srv.url + "/props").json()["modalities"]["vision"] is False

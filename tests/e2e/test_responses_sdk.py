@@ -62,12 +62,18 @@ def test_input_tokens(oai, client):
     assert r.status_code == 200 and r.json()["input_tokens"] > 1
 
 
+def test_an_image_on_a_text_only_model_is_refused(oai):
+    with pytest.raises(openai.InternalServerError, match="image input is not supported"):  # llama-server's 500
+        oai.responses.create(model="m", max_output_tokens=2, input=[{"type": "message", "role": "user", "content": [
+            {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}])
+
+
 @pytest.mark.parametrize(
     "kw, needle",
     [
         ({"previous_response_id": "resp_123"}, "stateless"),
         ({"tools": [{"type": "web_search"}]}, "function"),
-        ({"input": [{"type": "message", "role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "input_image"),
+        ({"input": [{"type": "message", "role": "user", "content": [{"type": "input_image", "file_id": "file_1"}]}]}, "input_image"),
     ],
 )
 def test_bad_requests(oai, kw, needle):

@@ -122,7 +122,11 @@ def test_tools_constrain_the_calls(tool_choice, lazy):
     ({"max_tokens": 5, "messages": USER, "thinking": {"type": "x"}}, False, broken_template_server, InvalidRequest,
      '"thinking.type" must be'),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image"}]}]}, False, loading_server,
-     MediaUnsupported, "messages[0]"),
+     InvalidRequest, 'an image block needs a "source"'),
+    # a well-formed image reaches the chat plan, which refuses it on a text-only model (llama-server's 500)
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}]},
+     False, chat_server(), MediaUnsupported, "messages[0]"),
     # ... in the order the body is converted: max_tokens, system, messages, tools, tool_choice, thinking, output_config
     ({"max_tokens": 0, "system": [{"type": "image"}], "messages": USER}, False, chat_server(), InvalidRequest,
      '"max_tokens" must be at least 1'),
@@ -160,8 +164,8 @@ def test_which_error_wins(body, count_only, server, error, fragment):
     ({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, InvalidRequest,
      '"role" must be "user" or "assistant"'),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": 5}]}, InvalidRequest, "must be a string or an array"),
-    ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, MediaUnsupported,
-     "messages[0]"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, InvalidRequest,
+     'the image source "type" must be "base64" or "url"'),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_use"}]}]}, InvalidRequest,
      "unsupported content block type 'tool_use' in a user message"),
     ({"max_tokens": 5, "messages": USER, "system": [{"type": "image"}]}, MediaUnsupported, "system"),

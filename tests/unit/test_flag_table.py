@@ -136,8 +136,10 @@ def test_environment_names_and_their_no_twins():
     assert config.ctx_shift  # the command line wins
     config, _ = build_config([], {"LLAMA_ARG_SWA_FULL": "0"})
     assert not config.swa_full  # a plain switch is only turned on by its variable
-    with pytest.raises(UsageError, match="LLAMA_ARG_MMPROJ"):
-        build_config([], {"LLAMA_ARG_MMPROJ": "p.gguf"})
+    with pytest.raises(UsageError, match="LLAMA_ARG_RPC"):  # a capability not built stops start-up from the environment too
+        build_config([], {"LLAMA_ARG_RPC": "127.0.0.1:50052"})
+    config, _ = build_config([], {"LLAMA_ARG_MMPROJ": "p.gguf", "LLAMA_ARG_NO_MMPROJ_OFFLOAD": "1"})
+    assert (config.mmproj_path, config.mmproj_offload) == ("p.gguf", False)
     config, _ = build_config([], {"LLAMA_ARG_CACHE_RAM": "1024", "LLAMA_ARG_NO_CACHE_IDLE_SLOTS": "1",
                                   "LLAMA_ARG_KV_UNIFIED_PER_SLOT": "512"})
     assert (config.cache_ram, config.cache_idle_slots, config.kv_unified_per_slot) == (1024, False, 512)

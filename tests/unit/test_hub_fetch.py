@@ -220,3 +220,16 @@ def test_a_url_download_is_kept_with_its_etag(tmp_path, hub):
     assert len(cdn_gets(hub)) == 1
     hub.requests.clear()
     assert resolve_url(url, dest, offline=True) == str(dest) and hub.requests == []
+
+
+def test_mmproj_url_fetches_the_projector_beside_a_local_model(tmp_path, hub):
+    from llamaserve.config import Config
+    from llamaserve.hub.fetch import fetch_model
+
+    config = Config(model=str(tmp_path / "local.gguf"), mmproj_url=f"{hub.url}/cdn/org/M-GGUF/mmproj-m-F16.gguf",
+                    url_cache_dir=str(tmp_path / "urls"))
+    assert config.remote_model  # the fetch runs before the model loads
+    fetch_model(config)
+    assert config.model == str(tmp_path / "local.gguf")  # -m stays as given
+    assert pathlib.Path(config.mmproj_path).read_bytes() == b"GGUF-projector"
+    assert config.mmproj_path.startswith(str(tmp_path / "urls"))

@@ -1,7 +1,8 @@
 """--offline holds by construction: nothing in llamaserve reaches the network but the router, which talks
 only to its children on loopback (and to the hub through hub/ for a model it downloads), and hub/, the
 downloader of -hf and -mu models, which with --offline makes no call at all (tests/unit/test_hub_fetch.py,
-tests/e2e/test_hub.py). The one exception is opt-in: --ui-mcp-proxy's /cors-proxy (api/cors_proxy.py).
+tests/e2e/test_hub.py), and api/media_fetch.py, which fetches a chat request's remote images, never with
+--offline (tests/api/test_media.py). One more is opt-in: --ui-mcp-proxy's /cors-proxy (api/cors_proxy.py).
 A new import of a network client elsewhere fails here."""
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def test_only_the_router_and_the_downloader_import_a_network_client():
     for path in ROOT.rglob("*.py"):
         name = path.relative_to(ROOT).as_posix()
         found = {m for m in imports(path) if m in NETWORK_MODULES or m.split(".")[0] in {"httpx", "requests", "aiohttp"}}
-        if not name.startswith(("router/", "hub/")) and name not in OPT_IN_CLIENTS:
+        if not name.startswith(("router/", "hub/", "api/media_fetch.py")) and name not in OPT_IN_CLIENTS:
             assert not found, f"{name} imports {found}"
         if "socket" in imports(path):
             assert name in SOCKET_USERS, f"{name} imports socket"

@@ -91,14 +91,15 @@ def test_a_raw_prompt_needs_no_chat_setup():
 
 
 @pytest.mark.parametrize("body, fragment", [
-    ({"prompt": "hi", "images": ["x"]}, "images are not supported"),
+    ({"prompt": "hi", "images": ["x"], "raw": True}, '"images" need a templated prompt'),
+    ({"prompt": "hi", "images": [1]}, '"images" must be an array of base64 strings'),
     ({"prompt": "hi", "suffix": "x"}, '"suffix" is not supported'),
     ({"prompt": "hi", "template": "x"}, '"template" is not supported'),
     ({"prompt": "hi", "options": {"fancy": 1}}, 'unknown option "fancy"'),
     ({"prompt": "hi", "format": "yaml"}, '"format" must be "json" or a JSON schema object'),
     ({"prompt": "hi", "think": "max"}, '"think" must be true, false'),
     ({"prompt": "hi", "context": [5, 1000]}, '"context" holds an invalid token id 1000'),
-    ({"prompt": "hi", "raw": True, "context": [-1]}, '"context" holds an invalid token id -1'),
+    ({"prompt": "hi", "raw": True, "context": [-1]}, '"context" holds an image\'s positions'),
     ({"prompt": 5}, "prompt"),
 ])
 def test_generate_errors(body, fragment):
@@ -108,7 +109,7 @@ def test_generate_errors(body, fragment):
 
 
 @pytest.mark.parametrize("body, fragment", [
-    ({"messages": [{"role": "user", "content": "x", "images": ["i"]}]}, "messages[0]: images are not supported"),
+    ({"messages": [{"role": "user", "content": "x", "images": [1]}]}, 'messages[0]: "images" must be an array'),
     ({"messages": USER, "options": {"fancy": 1}}, 'unknown option "fancy"'),
     ({"messages": "hi"}, "messages"),
 ])
@@ -177,8 +178,8 @@ def test_chat_tools_constrain_the_calls():
     # and nothing is reported for it
     ({"messages": USER, "options": {"fancy": 1, "num_ctx": 4096}}, broken_template_server, InvalidRequest,
      'unknown option "fancy"', 0),
-    ({"messages": [{"role": "user", "content": "x", "images": ["i"]}]}, loading_server, InvalidRequest,
-     "messages[0]: images are not supported", 0),
+    ({"messages": [{"role": "user", "content": "x", "images": "i"}]}, loading_server, InvalidRequest,
+     'messages[0]: "images" must be an array', 0),
     ({"messages": "hi"}, loading_server, InvalidRequest, "messages", 0),
     # ... in the order the body is converted: options, format, think, then the messages
     ({"messages": USER, "options": {"fancy": 1}, "format": "yaml"}, chat_server(), InvalidRequest, 'unknown option', 0),

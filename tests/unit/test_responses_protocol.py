@@ -112,7 +112,7 @@ def test_tools_constrain_the_calls(tool_choice, lazy):
     ({"input": "hi", "previous_response_id": "resp_1"}, False, loading_server, InvalidRequest,
      '"previous_response_id" is not supported'),
     ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, False, broken_template_server, InvalidRequest,
-     "input_image is not supported"),
+     'an input_image needs an "image_url"'),
     # ... in the order the body is converted: previous_response_id, background, input, tools, tool_choice, text
     ({"input": "hi", "previous_response_id": "resp_1", "background": True}, False, chat_server(), InvalidRequest,
      '"previous_response_id" is not supported'),
@@ -148,7 +148,7 @@ def test_which_error_wins(body, count_only, server, error, fragment):
     ({"input": "hi", "background": True}, '"background" responses are not supported'),
     ({"input": [{"role": "tool", "content": "x"}]}, '"role" must be user, assistant, system or developer'),
     ({"input": [{"type": "web_search_call"}]}, "unsupported input item type 'web_search_call'"),
-    ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, "input_image is not supported"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image"}]}]}, 'an input_image needs an "image_url"'),
     ({"input": [{"role": "user", "content": 5}]}, '"content" must be a string or an array of parts'),
     ({"input": "hi", "tools": [{"type": "web_search"}]}, 'only "function" tools are supported'),
     ({"input": "hi", "tools": [{"type": "function"}]}, 'tools[0]: "name" is required'),

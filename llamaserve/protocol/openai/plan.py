@@ -24,6 +24,7 @@ from llamaserve.config import SamplingDefaults
 from llamaserve.engine.types import RANDOM_SEED, BudgetSpec, SpecParams, Task
 from llamaserve.errors import InvalidRequest, MediaUnsupported
 from llamaserve.grammar import SchemaError, schema_to_gbnf
+from llamaserve.protocol import media as media_input
 from llamaserve.protocol import native
 from llamaserve.protocol.openai.render import ParsedOutput, PlainOutput
 from llamaserve.protocol.task_defaults import TaskDefaults
@@ -112,6 +113,7 @@ class Plan:
     tool_grammar: ToolGrammar | None = None  # constrains tool calls (set on the tasks, not a request field)
     budget: ReasoningBudgetText | None = None  # caps the tokens spent thinking
     verbose: bool = False  # responses carry "__verbose": the native response of the same result
+    media: tuple = ()  # the images and audio of the prompt, in the order of its media markers (protocol/media.py)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ def _stream_flags(req: _Common) -> bool:
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
-def normalize_messages(messages: list[dict[str, Any]], allow_empty: bool = False) -> list[dict[str, Any]]:
+def normalize_messages(messages: list[dict[str, Any]], allow_empty: bool = False,
+                       media: list | None = None) -> list[dict[str, Any]]:
     """Check OpenAI messages and bring them into the shape chat templates expect.
 
     Content arrays become one string (text parts joined by newlines, as llama.cpp
@@ -161,7 +164,7 @@ def normalize_messages(messages: list[dict[str, Any]], allow_empty: bool = False
         has_calls = bool(msg.get("tool_calls"))
         if "content" not in msg and not (role == "assistant" and has_calls):
             raise InvalidRequest(f'messages[{i}]: "content" is required' + (" (or \"tool_calls\")" if role == "assistant" else ""))
-        m["content"] = _content_text(msg.get("content"), i)
+        m["content"] = _content_text(msg.get("content"), i, media)
         if has_calls:
             m["tool_calls"] = _tool_calls_for_template(msg["tool_calls"], i)
         out.append(m)
@@ -175,7 +178,9 @@ def prefill_text(content: Any) -> str:
     return content or ""
 
 
-def _content_text(content: Any, i: int) -> str:
+def _content_text(content: Any, i: int, media: list | None = None) -> str:
+    """The message's text; each image or audio part becomes the media marker where it sits, its data
+    appended to `media` (None: media is refused, as for a text-only model)."""
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, list):
@@ -185,6 +190,9 @@ def _content_text(content: Any, i: int) -> str:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
+        elif media is not None and kind in ("image_url", "input_audio"):
+            media.append(media_input.openai_part(part, f"messages[{i}]"))
+            texts.append(media_input.MARKER)
         elif kind in ("image_url", "image", "input_image"):
             raise MediaUnsupported(f"messages[{i}]")
         elif kind in ("input_audio", "audio", "input_video", "video_url", "file"):
@@ -295,6 +303,7 @@ class ChatSetup:
     reasoning_effort: str = ""  # --reasoning-effort handed to the template ("" or "default": the template's)
     reasoning_preserve: bool | None = None  # --(no-)reasoning-preserve; None: the template's way
     skip_chat_parsing: bool = False  # --skip-chat-parsing: the output is plain content
+    multimodal: bool = False  # a projector is loaded (--mmproj): image and audio parts are taken
     verbose: bool = False  # -v: responses carry "__verbose" unless a request says otherwise
     # markers the output parser must see as text, though they are special tokens (not rendered by default)
     special_pieces: dict[int, bytes] = field(default_factory=dict)
@@ -361,7 +370,8 @@ def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "", allow_empty:
     fmt = setup.format
     parallel = req.parallel_tool_calls if req.parallel_tool_calls is not None else True
 
-    messages = normalize_messages(req.messages, allow_empty)
+    media: list | None = [] if setup.multimodal else None
+    messages = normalize_messages(req.messages, allow_empty, media)
     if system_prompt and not any(m["role"] == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": system_prompt})
     template_tools = None
@@ -405,7 +415,7 @@ def plan_chat(body: Any, setup: ChatSetup, system_prompt: str = "", allow_empty:
         output=PlainOutput if plain else output, tool_grammar=grammar,
         # the think markers are not the server's business then: no budget to close them either
         budget=None if plain else _reasoning_budget(req, setup, prompt_text, user_grammar or schema is not None),
-        verbose=setup.verbose if req.verbose is None else req.verbose,
+        verbose=setup.verbose if req.verbose is None else req.verbose, media=tuple(media or ()),
     )
 
 
@@ -488,7 +498,10 @@ def chat_tasks(body: Any, setup: ChatSetup, tokenizer: Tokenizer, defaults: Task
     engine tasks that carry it out. allow_empty: see plan_chat."""
     plan = plan_chat(body, setup, defaults.system_prompt, allow_empty)
     tokenize = tokenizer.tokenize
-    prompts = native.tokenize_prompts(plan.prompt_text, tokenize, tokenizer.n_vocab)
+    if plan.media:
+        prompts = [tokenizer.tokenize_media(plan.prompt_text, list(plan.media))]
+    else:
+        prompts = native.tokenize_prompts(plan.prompt_text, tokenize, tokenizer.n_vocab)
     tasks = build_tasks(plan, prompts, defaults.sampling, tokenize, tokenizer.n_vocab, defaults.cache_reuse, defaults.speculative)
     if setup.special_pieces:
         for t in tasks:
