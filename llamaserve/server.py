@@ -136,6 +136,8 @@ def run(config: Config) -> int:
         app = create_app(config)
     except ValueError as exc:  # a route that cannot be set up (api/vertex.py)
         log.error("cannot serve: %s", exc)
+        for sock in sockets or []:
+            sock.close()
         return 1
     scheduler = app.state.bridge.scheduler
     grace_timer: list[threading.Timer] = []

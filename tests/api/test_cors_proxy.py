@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.conftest import serve
+from tests.conftest import serve, start_server
 from tests.helpers import assert_error
 
 KEY = "proxy-test-key"
@@ -149,3 +149,16 @@ def test_without_the_flag_it_is_403(server, target):
             assert_error(r, 403, "feature_disabled", "disabled")
         assert c.get("/props").json()["cors_proxy_enabled"] is False
     assert len(target.seen) == n
+
+
+def test_the_router_serves_it_without_loading_a_model(tmp_path, target):
+    router = start_server(tmp_path, "--ui-mcp-proxy", router=True)
+    try:
+        with router.client() as c:
+            r = c.get("/cors-proxy", params={"url": url_of(target, "/from-router")},
+                      headers={"X-Llama-Server-Proxy-Header-Accept": "application/json"})
+            assert r.status_code == 200 and r.json()["result"] == "pong"
+            assert target.seen[-1]["path"] == "/from-router" and target.seen[-1]["headers"]["accept"] == "application/json"
+            assert all(m["status"]["value"] == "unloaded" for m in c.get("/models").json()["data"])
+    finally:
+        router.stop()
