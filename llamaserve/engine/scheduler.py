@@ -150,6 +150,9 @@ class Scheduler:
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._wake:
             self._holds += 1
+            if self.sleeping and self._stopping:  # no loop left to load it
+                future.set_exception(Unavailable("server is shutting down"))
+                return future
             if self.sleeping:
                 self._wakers.append(future)
                 self._wake.notify()
