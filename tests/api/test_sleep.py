@@ -213,3 +213,18 @@ def test_the_projector_sleeps_and_wakes_with_the_model(tmp_path):
             assert c.get("/props").json()["media"]["encoded"] == 1
     finally:
         srv.stop()
+
+
+def test_the_draft_model_sleeps_and_wakes_with_the_model(tmp_path):
+    srv = start_server(tmp_path, "--sleep-idle-seconds", "1", "-np", "1", "-c", "1024", "-md", MODEL,
+                       "--spec-type", "draft-simple", "--spec-draft-n-max", "4", *ONE_THREAD)
+    try:
+        with srv.client() as c:
+            body = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "temperature": 0, "n_predict": 16, "cache_prompt": False}
+            before = c.post("/completion", json=body).json()
+            wait_asleep(c)
+            after = c.post("/completion", json=body).json()  # the draft model loaded again too: it drafts
+            assert after["content"] == before["content"]
+            assert 0 < after["timings"]["draft_n_accepted"] <= after["timings"]["draft_n"]
+    finally:
+        srv.stop()
