@@ -326,6 +326,14 @@ class Config:
     max_n_probs: int = 100  # n_probs / top_logprobs: each costs a lookup per generated token
     max_n: int = 0  # choices per prompt (OpenAI `n`); 0 = the number of slots, as llama-server
     webui: bool = True  # the browser chat UI at /
+    ui_mcp_proxy: bool = False  # --ui-mcp-proxy: GET/POST /cors-proxy forwards the web UI's MCP requests (api/cors_proxy.py)
+    # Seconds without work after which the model and its KV cache are unloaded until a request needs
+    # them again (engine/scheduler.py); -1 = never
+    sleep_idle_seconds: int = -1
+    # Vertex AI's custom-container contract (AIP_MODE=PREDICTION, api/vertex.py): the route that takes
+    # {"instances": [...]} ("" = off) and an extra health route ("" = none); AIP_HTTP_PORT sets the port
+    predict_route: str = ""
+    predict_health_route: str = ""
 
     # router mode (router/): children are `llamaserve -m MODEL` processes on loopback ports
     models_dir: str = ""  # every *.gguf in it is a model

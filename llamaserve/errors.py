@@ -69,3 +69,10 @@ class NotSupported(ServerError):
 class Unavailable(ServerError):
     status = 503
     type = "unavailable_error"
+
+
+class FeatureDisabled(ServerError):
+    """A route whose feature the server was started without (llama-server's 403 "feature_disabled")."""
+
+    status = 403
+    type = "feature_disabled"

@@ -132,7 +132,13 @@ def run(config: Config) -> int:
     bound, sockets = _bind(config)
     if not bound:
         return 1
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ValueError as exc:  # a route that cannot be set up (api/vertex.py)
+        log.error("cannot serve: %s", exc)
+        for sock in sockets or []:
+            sock.close()
+        return 1
     scheduler = app.state.bridge.scheduler
     grace_timer: list[threading.Timer] = []
 

@@ -35,6 +35,8 @@ class AccessPolicy:
     def __init__(self, config: Config, public_file=None):
         # --path: whether a path names one of the directory's files, which are as public as the built-in UI's
         self.public_file = public_file
+        # AIP_HEALTH_ROUTE is /health under the name Vertex AI probes, without a key as /health is
+        self.public_routes = PUBLIC_ROUTES | ({config.predict_health_route} if config.predict_health_route else set())
         self._key_digests = [_digest(k.encode("utf-8")) for k in config.api_keys]
         self.origins = config.cors_origins.strip()
         self._origin_list = {o.strip().rstrip("/").lower() for o in self.origins.split(",") if o.strip()}
@@ -50,7 +52,7 @@ class AccessPolicy:
         # The web UI's own files too: a browser must load the page before it can ask for a key.
         if method not in _PUBLIC_METHODS:
             return False
-        return path in PUBLIC_ROUTES or webui.is_public_path(path) or bool(self.public_file and self.public_file(path))
+        return path in self.public_routes or webui.is_public_path(path) or bool(self.public_file and self.public_file(path))
 
     def authorized(self, authorization: bytes | None, x_api_key: bytes | None) -> bool:
         """True if a presented credential is one of the keys. Every key is compared, in constant time."""

@@ -11,13 +11,14 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, webui
+from llamaserve.api import anthropic, cors_proxy, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, vertex, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.header_names import HeaderNames
 from llamaserve.api.limits import BodyLimit
 from llamaserve.api.prefix import ApiPrefix
 from llamaserve.api.prompt_log import PromptLoggingBridge
+from llamaserve.api.sleep import STATE_ROUTES, SleepGate, reads_state
 from llamaserve.api.static_dir import ServeDirectory, StaticDirectory
 from llamaserve.api.stream_sessions import StreamSessions
 from llamaserve.config import Config
@@ -75,7 +76,7 @@ class RequestLog:
         finally:
             path_served = scope["path"]  # without the --api-prefix (taken off inside), which `path` shows
             ms = (time.perf_counter() - t0) * 1e3
-            if self.metrics is not None:
+            if self.metrics is not None and not reads_state(scope["method"], path_served):
                 # the route's path template (the router sets it in the shared scope): few label values
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 self.metrics.observe(scope["method"], route, ms / 1e3)
@@ -144,11 +145,18 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(lora.router)
     app.include_router(streams.router)
     app.include_router(webui.router)
-    # Innermost first: resumable streams (what it detaches from the client is the route itself), the loading
+    app.include_router(cors_proxy.router)
+    if config.predict_route:
+        vertex.install(app, config)  # last: its instances may name any route
+    # Innermost first: resumable streams (what it detaches from the client is the route itself), with
+    # --sleep-idle-seconds the sleep gate (it holds the model for the request, or wakes it), the loading
     # gate, the body limit, then the shared layers (outermost: header names, the request log, the prefix,
     # CORS/keys). Being middleware, they apply to every route, including
     # routers added later.
     app.add_middleware(streams.ResumableStreams, sessions=sessions)
+    if config.sleep_idle_seconds > 0:
+        state_paths = STATE_ROUTES | ({config.predict_health_route} if config.predict_health_route else set())
+        app.add_middleware(SleepGate, scheduler=bridge.scheduler, routes=app.router.routes, state_paths=state_paths)
     app.add_middleware(LoadingGate, bridge=bridge)
     app.add_middleware(BodyLimit, limit=config.max_body_size)
     add_shared_layers(app, config, request_log=True, request_metrics=app.state.metrics)

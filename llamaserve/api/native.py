@@ -155,7 +155,7 @@ async def props(request: Request) -> Response:
         "model_alias": config.model_alias,
         "model_ftype": info.ftype,
         "model_path": info.path,
-        "modalities": model.projector.modalities if model.projector is not None else {"vision": False, "video": False, "audio": False},
+        "modalities": model.modalities,
         # llamaserve's own: the projector (--mmproj) and its encodings: made, and spared by its cache
         "media": model.projector.info() if model.projector is not None else None,
         "endpoint_slots": config.endpoint_slots,
@@ -166,11 +166,11 @@ async def props(request: Request) -> Response:
         "chat_template": template,
         "chat_template_caps": caps,
         "system_prompt": config.system_prompt,
-        "bos_token": model.piece(info.bos, special=True).decode("utf-8", "replace") if info.bos >= 0 else "",
-        "eos_token": model.piece(info.eos, special=True).decode("utf-8", "replace") if info.eos >= 0 else "",
+        "bos_token": info.bos_text,
+        "eos_token": info.eos_text,
         "build_info": llamaserve.build_info(),
-        "is_sleeping": False,
-        "cors_proxy_enabled": False,
+        "is_sleeping": bridge.scheduler.sleeping,  # --sleep-idle-seconds: the model is unloaded until a request needs it
+        "cors_proxy_enabled": config.ui_mcp_proxy,
         # llamaserve's own: the host-memory prompt cache (--cache-ram) and what it holds now
         "prompt_cache": dataclasses.asdict(bridge.scheduler.prompt_cache_info()),
         # llamaserve's own: speculative decoding as it runs (types tried in order, the draft model), and the
@@ -240,7 +240,8 @@ async def slots(request: Request) -> Response:
     bridge.model
     fail_on_no_slot = request.query_params.get("fail_on_no_slot") in ("1", "true")
     scheduler = bridge.scheduler
-    states = await asyncio.wrap_future(scheduler.call(scheduler.slot_states))  # a copy taken between two steps
+    # a copy taken between two steps; a sleeping model's empty slots are read as they are, without waking it
+    states = await asyncio.wrap_future(scheduler.call(scheduler.slot_states, wakes=False))
     out = [slot_json(s, config.model_alias) for s in states]
     if fail_on_no_slot and all(e["is_processing"] for e in out):
         raise Unavailable("no slot available")

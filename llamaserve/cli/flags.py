@@ -73,8 +73,7 @@ PRESETS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("--vision-gemma-12b-default", "Gemma 3 12B QAT", ("-hf", "ggml-org/gemma-3-12b-it-qat-GGUF", "--port", "8014", "-c", "0", "--jinja")),
 )
 DOCKER = "downloading models from Docker Hub is not implemented: use -hf <user>/<repo>[:quant] or a local GGUF with -m"
-TOOLS = "built-in agent tools, MCP servers and the CORS proxy are not implemented yet"
-SLEEP = "sleeping on idle (unloading the model) is not implemented yet"
+TOOLS = "built-in agent tools and MCP servers are not implemented yet"
 RPC = "ggml RPC (layers on other machines) is not implemented yet"
 
 # speculative decoding options that do not act here (see engine/speculative.py for the types built)
@@ -298,13 +297,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--webui", "--ui"), "webui", "serve the web chat UI at / (default: enabled)", None, "LLAMA_ARG_UI", ("--no-webui", "--no-ui")),
     Flag(("--ui-config", "--webui-config"), "ui_config", "JSON object of default web UI settings", v.json_object, "LLAMA_ARG_UI_CONFIG", metavar="JSON"),
     Flag(("--ui-config-file", "--webui-config-file"), "ui_config", "read the default web UI settings from a JSON file", v.json_object_file, "LLAMA_ARG_UI_CONFIG_FILE", metavar="PATH"),
-    Flag(("--ui-mcp-proxy", "--webui-mcp-proxy"), "", "the web UI's CORS proxy for MCP servers (GET /cors-proxy)", None, "LLAMA_ARG_UI_MCP_PROXY", ("--no-ui-mcp-proxy", "--no-webui-mcp-proxy"), needs=TOOLS, asks=bool),
+    Flag(("--ui-mcp-proxy", "--webui-mcp-proxy"), "ui_mcp_proxy", "serve the web UI's CORS proxy for MCP servers, GET/POST /cors-proxy?url=... (it fetches any URL a client names: experimental; default: disabled)", None, "LLAMA_ARG_UI_MCP_PROXY", ("--no-ui-mcp-proxy", "--no-webui-mcp-proxy")),
     Flag(("--tools",), "", "built-in agent tools to enable, comma-separated, or all", v.key_list, "LLAMA_ARG_TOOLS", metavar="TOOL1,TOOL2,...", needs=TOOLS, asks=bool),
     Flag(("--tools-runtime",), "", "run the built-in tools in a separate runtime", str, "LLAMA_ARG_TOOLS_RUNTIME", metavar="OPTION", noop="has no effect: " + TOOLS),
     Flag(("--mcp-servers-config",), "", "JSON file of MCP servers (mcpServers format)", str, "LLAMA_ARG_MCP_SERVERS_CONFIG", metavar="PATH", needs=TOOLS),
     Flag(("--mcp-servers-json",), "", "inline JSON of MCP servers (mcpServers format)", str, "LLAMA_ARG_MCP_SERVERS_JSON", metavar="JSON", needs=TOOLS),
     Flag(("-ag", "--agent"), "", "enable the CORS proxy and every built-in tool", None, "LLAMA_ARG_AGENT", ("-no-ag", "--no-agent"), needs=TOOLS, asks=bool),
-    Flag(("--sleep-idle-seconds",), "", "unload the model after this many idle seconds (default: -1 = never)", v.integer, None, metavar="SECONDS", needs=SLEEP, asks=_positive),
+    Flag(("--sleep-idle-seconds",), "sleep_idle_seconds", "unload the model and its KV cache after this many seconds without work; the next request that needs them loads them again (default: -1 = never)", v.sleep_seconds, None, metavar="SECONDS"),
     Flag(("-to", "--timeout"), "timeout", "HTTP read/write timeout in seconds (default: 3600)", v.positive_int, "LLAMA_ARG_TIMEOUT"),
     Flag(("--sse-ping-interval",), "sse_ping_interval", "seconds between keep-alive comments on a waiting stream (default: 30, 0 = none)", v.nonneg_int, "LLAMA_ARG_SSE_PING_INTERVAL"),
     Flag(("--threads-http",), "threads_http", "threads for blocking HTTP work (default: -1 = auto)", v.integer, "LLAMA_ARG_THREADS_HTTP"),

@@ -155,11 +155,34 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
                 config.notices.append(f"{where} {NO_GPU}")
                 config.ignored[flag.long_name] = value
     config.notices.extend(config.spec.notices)
+    _read_vertex(config, environ)
     config.model_cache_dir = cache_dir(environ)
     config.url_cache_dir = url_cache_dir(environ)
     config.hub_endpoint = endpoint(environ)
     config.child_flags = child_flags(config, [key for key, (_, where, _) in values.items() if not where.startswith(("LLAMA_", "HF_", "MTMD_"))])
     return config, commands
+
+
+def _read_vertex(config: Config, environ: dict[str, str]) -> None:
+    """Vertex AI's custom-container variables (api/vertex.py): with AIP_MODE=PREDICTION the predict route
+    (AIP_PREDICT_ROUTE, default /predict), a health route beside /health (AIP_HEALTH_ROUTE) and the
+    port, AIP_HTTP_PORT (default 8080), which wins over --port as the platform connects there."""
+    if environ.get("AIP_MODE", "") != "PREDICTION":
+        return
+
+    def route(name: str, default: str) -> str:
+        value = environ.get(name) or default
+        return value if not value or value.startswith("/") else "/" + value
+
+    config.predict_route = route("AIP_PREDICT_ROUTE", "/predict")
+    config.predict_health_route = route("AIP_HEALTH_ROUTE", "")
+    try:
+        port = v.port(environ.get("AIP_HTTP_PORT") or "8080")
+    except v.BadValue as exc:
+        raise UsageError(f"environment variable AIP_HTTP_PORT: {exc}") from None
+    if port != config.port:
+        config.notices.append(f"AIP_HTTP_PORT={port} overrides the port {config.port} (Vertex AI connects there)")
+    config.port = port
 
 
 def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> Config:

@@ -93,6 +93,14 @@ def nonneg_float(text: str) -> float:
     return value
 
 
+def sleep_seconds(text: str) -> int:
+    """--sleep-idle-seconds: a positive number of seconds, or -1 for never (0 would sleep between requests)."""
+    value = integer(text)
+    if value == 0 or value < -1:
+        raise BadValue(f"must be a number of seconds > 0, or -1 (never), got {value}")
+    return value
+
+
 def seconds(text: str) -> float:
     value = number(text)
     if not value >= 0.0:

@@ -22,7 +22,7 @@ from llamaserve.engine.model_params import ParamError, apply_context_params, bui
 from llamaserve.engine.numa import NumaError, init_numa
 from llamaserve.engine.threads import ThreadpoolError, make_threadpools
 from llamaserve.engine.warmup import warm_up
-from llamaserve.errors import MediaUnsupported, ServerError
+from llamaserve.errors import MediaUnsupported, ServerError, Unavailable
 
 log = logging.getLogger("llamaserve.engine")
 
@@ -131,6 +131,8 @@ class ModelInfo:
     n_embd_out: int = 0  # length of an embedding vector
     ftype: str = ""  # the weights' file type, as libllama names it ("Q4_1", ...)
     chat_template_tool_use: str = ""  # the GGUF's "tool_use" chat template, if any
+    bos_text: str = ""  # the BOS and EOS tokens' text (kept here: /props shows them while the model sleeps)
+    eos_text: str = ""
 
 
 class Model:
@@ -173,6 +175,8 @@ class Model:
             self._init_context(config, path, t0)
             if config.mmproj_path:
                 self.projector = self._load_projector(config)
+            # what it takes, kept past close() (for /props while the server sleeps)
+            self.modalities = self.projector.modalities if self.projector is not None else {"vision": False, "video": False, "audio": False}
         except BaseException:
             self.close()
             raise
@@ -304,6 +308,9 @@ class Model:
             ftype=(ll.llama_ftype_name(ll.llama_model_ftype(self.model)) or b"").decode("utf-8", "replace"),
             chat_template_tool_use=(ll.llama_model_chat_template(self.model, b"tool_use") or b"").decode("utf-8", "replace"),
         )
+        for attr, token in (("bos_text", self.info.bos), ("eos_text", self.info.eos)):
+            if token >= 0:
+                setattr(self.info, attr, self._piece(token, special=True).decode("utf-8", "replace"))
         self.eog_tokens = [t for t in range(self.n_vocab) if ll.llama_vocab_is_eog(self.vocab, t)]
         self.eog_set = frozenset(self.eog_tokens)
         # Every token's text, once: detokenizing a generated token is then a list lookup.
@@ -351,23 +358,32 @@ class Model:
 
     # --- vocabulary (read-only: safe from any thread) ---
 
+    def _vocab(self):
+        # after close() (the server sleeps, or stops) the vocabulary is gone: a bug that gets here
+        # then fails one request instead of the process
+        if self.vocab is None:
+            raise Unavailable("the model is not loaded")
+        return self.vocab
+
     def tokenize(self, text: str, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        vocab = self._vocab()
         data = text.encode("utf-8")
         n_max = len(data) + 8
         buf = (ll.llama_token * n_max)()
-        n = ll.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)
+        n = ll.llama_tokenize(vocab, data, len(data), buf, n_max, add_special, parse_special)
         if n < 0:
             n_max = -n
             buf = (ll.llama_token * n_max)()
-            n = ll.llama_tokenize(self.vocab, data, len(data), buf, n_max, add_special, parse_special)
+            n = ll.llama_tokenize(vocab, data, len(data), buf, n_max, add_special, parse_special)
         return list(buf[:n])
 
     def _piece(self, token: int, special: bool) -> bytes:
+        vocab = self._vocab()
         buf = ctypes.create_string_buffer(64)
-        n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+        n = ll.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
         if n < 0:
             buf = ctypes.create_string_buffer(-n)
-            n = ll.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, special)
+            n = ll.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
         return buf.raw[:n]
 
     def piece(self, token: int, special: bool = False) -> bytes:
@@ -388,11 +404,12 @@ class Model:
                     parts += [self.detokenize(run, special), MARKER]
                     run = []
             return "".join(parts) + self.detokenize(run, special)
+        vocab = self._vocab()
         arr = (ll.llama_token * len(tokens))(*tokens)
         size = max(64, len(tokens) * 16)
         while True:
             buf = ctypes.create_string_buffer(size)
-            n = ll.llama_detokenize(self.vocab, arr, len(tokens), buf, size, False, special)
+            n = ll.llama_detokenize(vocab, arr, len(tokens), buf, size, False, special)
             if n >= 0:
                 return buf.raw[:n].decode("utf-8", "replace")
             size = -n + 1
@@ -413,5 +430,6 @@ class Model:
         if getattr(self, "lora", None) is not None:
             self.lora.free()  # after the context that used them, before the model that owns them
         if getattr(self, "model", None):
+            self.vocab = None  # owned by the model
             ll.llama_model_free(self.model)
             self.model = None

@@ -8,6 +8,11 @@ llama_decode, sample per slot, and hand all of the step's Results to the
 In embedding mode (--embedding / --reranking) the same loop batches EMBEDDING
 and RERANK tasks instead: each step packs whole inputs of several slots into
 one ubatch, decodes once and reads one pooled vector (or score) per sequence.
+
+With --sleep-idle-seconds N the loop unloads the model, its KV cache and the host prompt cache after N
+seconds without work, and loads them again when work arrives (a task, a call(), or a request that
+hold()s the model). Both happen here, on the thread that owns the model; the model object is kept,
+closed, so that what it read at load time (ModelInfo, n_ctx_slot) still answers while it sleeps.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ Deliver = Callable[[list[Result]], None]
 # Returned by a function given to Scheduler.call: "not now, run me again after the next step".
 DEFER = object()
 
+# What the loop does next (Scheduler._next_action)
+_STEP, _SLEEP, _WAKE, _STOP = "step", "sleep", "wake", "stop"
+
 
 class Scheduler:
     def __init__(self, config: Config, deliver: Deliver):
@@ -77,6 +85,13 @@ class Scheduler:
         # Called on the scheduler thread before the model loads: fetching it (-hf, -mu) while the HTTP side
         # already answers 503 "Loading model".
         self.before_load: Callable[[], None] | None = None
+        # Sleeping on idle (--sleep-idle-seconds): `sleeping` is True from the moment the loop decides
+        # to unload until the model is loaded again; changed under _wake, read from any thread.
+        self.sleeping = False
+        self.n_sleeps = 0  # times the model was unloaded for idleness (counted once it is unloaded)
+        self._holds = 0  # requests between hold() and release(): the model may not sleep under them
+        self._wakers: list[concurrent.futures.Future] = []  # hold()s waiting for the model to load again
+        self._t_active = time.monotonic()  # the end of the latest work: the idle clock starts there
 
     # --- called from other threads ---
 
@@ -100,12 +115,21 @@ class Scheduler:
         # Stopped (shutdown grace ran out): nothing would ever run them.
         self.deliver([error_result(t, Unavailable("server is shutting down")) for t in tasks])
 
-    def call(self, fn: Callable[[], object]) -> concurrent.futures.Future:
+    def call(self, fn: Callable[[], object], wakes: bool = True) -> concurrent.futures.Future:
         """Run fn() on the scheduler thread between two steps (where it may touch the context and the
         slots); its result or exception comes back through the Future. fn may return DEFER to run again
-        after the next step, e.g. until a busy slot is free: only while other work keeps steps coming."""
+        after the next step, e.g. until a busy slot is free: only while other work keeps steps coming.
+        A call wakes a sleeping model first, unless wakes=False: then fn runs at once, here, while the
+        loop sleeps (it must not need the model: the loop touches nothing meanwhile, only a reload
+        replaces the slots)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         with self._wake:
+            if self.sleeping and not wakes and not self._stopping:
+                try:
+                    future.set_result(fn())
+                except Exception as exc:  # noqa: BLE001 - the caller's to handle
+                    future.set_exception(exc)
+                return future
             if not self._stopping:
                 self._controls.append((fn, future))
                 self._wake.notify()
@@ -116,6 +140,31 @@ class Scheduler:
     def wake(self) -> None:
         """Nudge the loop (after a cancel) so idle waits notice at once."""
         with self._wake:
+            self._wake.notify()
+
+    def hold(self) -> concurrent.futures.Future:
+        """A request that needs the model begins: the model does not go to sleep until its release().
+        The Future is done once the model is loaded: at once when it is awake; when it sleeps, after the
+        reload this starts (requests arriving meanwhile wait for the same one), or with the error that
+        reload failed with. Each caller gets its own Future, so one that gives up cancels only its own."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._wake:
+            self._holds += 1
+            if self.sleeping and self._stopping:  # no loop left to load it
+                future.set_exception(Unavailable("server is shutting down"))
+                return future
+            if self.sleeping:
+                self._wakers.append(future)
+                self._wake.notify()
+                return future
+        future.set_result(None)
+        return future
+
+    def release(self) -> None:
+        """The end of a request that hold() began: the idle clock starts again from now."""
+        with self._wake:
+            self._holds -= 1
+            self._t_active = time.monotonic()
             self._wake.notify()
 
     @property
@@ -191,53 +240,143 @@ class Scheduler:
         try:
             if self.before_load is not None:
                 self.before_load()
-            self.model = Model(self.config)
-            self.slots = [Slot(i, self.model.n_ctx_slot) for i in range(self.config.slots)]
-            host_cache = self.config.cache_ram if self.model.has_memory and not self.config.embedding_mode else 0
-            self.reuse = PromptReuse(self.model, self.slots, self.stats, host_cache, self.config.cache_idle_slots)
-            self.batch = Batch(max(self.model.n_batch, len(self.slots)), len(self.slots))
-            self.prompt_chunk = self.config.prompt_chunk or self.model.default_prompt_chunk()
-            if not self.config.embedding_mode:
-                self.speculator = Speculator(self.config, self.model, len(self.slots))
+            self._load()
             lora = self.model.lora
             self.lora_scales = lora.scales({}) if self.config.lora_init_without_apply else lora.initial
             if self.on_ready is not None:
                 self.on_ready(self.model)
         except BaseException as exc:  # noqa: BLE001 - reported to whoever waits on ready
             if self.model is not None:
-                self.model.close()
+                self._unload()
             self.load_error = exc
             log.debug("model load failed: %r", exc)  # the server reports it (server.py), once
             self.ready.set()
             return
+        self._t_active = time.monotonic()  # the idle clock starts once the model is there, not while it loads
         self.ready.set()
         try:
             while True:
-                with self._wake:
-                    while not self._stopping and not self._incoming and not self._controls and not self._has_work():
-                        self._wake.wait()
-                    if self._stopping:
-                        break
-                    self._waiting.extend(self._incoming)
-                    self._incoming.clear()
+                action = self._next_action()
+                if action == _STOP:
+                    break
+                if action == _SLEEP:
+                    self._fall_asleep()
+                    continue
+                if action == _WAKE:
+                    self._wake_up()
+                    continue
+                # only tasks keep the model awake: calls (a /slots poll) run without delaying its sleep
+                has_tasks = bool(self._waiting) or any(s.busy for s in self.slots)
                 try:
                     self._step()
                 except Exception as exc:  # noqa: BLE001 - a bug must fail its requests, not kill the thread
                     log.exception("scheduler step failed")
                     self._fail_active(ServerError(f"internal error: {type(exc).__name__}: {exc}"))
+                if has_tasks:
+                    self._t_active = time.monotonic()
         finally:
             self._fail_all(Unavailable("server is shutting down"))
-            for _, future in self._controls:
-                if future.set_running_or_notify_cancel():
-                    future.set_exception(Unavailable("server is shutting down"))
-            for slot in self.slots:
-                if slot.chain:
-                    slot.chain.free()
-            if self.speculator is not None:
-                self.speculator.close()
-            if self._embd_batch is not None:
-                self._embd_batch.close()
-            self.model.close()
+            with self._wake:
+                self._incoming.clear()  # answered by _fail_all
+            self._fail_waiting_for_model(Unavailable("server is shutting down"))
+            if not self.sleeping:
+                self._unload()
+
+    def _load(self) -> None:
+        """Load the model and build what is derived from it: slots, prompt reuse, batch, speculator."""
+        model = Model(self.config)
+        self.model = model
+        self.slots = [Slot(i, model.n_ctx_slot) for i in range(self.config.slots)]
+        host_cache = self.config.cache_ram if model.has_memory and not self.config.embedding_mode else 0
+        self.reuse = PromptReuse(model, self.slots, self.stats, host_cache, self.config.cache_idle_slots)
+        self.batch = Batch(max(model.n_batch, len(self.slots)), len(self.slots))
+        self.prompt_chunk = self.config.prompt_chunk or model.default_prompt_chunk()
+        if not self.config.embedding_mode:
+            self.speculator = Speculator(self.config, model, len(self.slots))
+
+    def _unload(self) -> None:
+        """Free the model, its context (the KV cache), the draft model and the host prompt cache. The
+        slots stay, empty, for /slots; self.model stays, closed, for what it read at load time."""
+        for slot in self.slots:
+            if slot.chain:
+                slot.chain.free()
+        self.slots = [Slot(s.id, s.n_ctx) for s in self.slots]
+        self.reuse = None
+        if self.speculator is not None:
+            self.speculator.close()
+        if self._embd_batch is not None:  # sized for this model's embeddings
+            self._embd_batch.close()
+            self._embd_batch = None
+        self.model.close()
+
+    def _next_action(self) -> str:
+        """Wait until there is something to do: a step (tasks or calls, moved to _waiting), falling
+        asleep (idle long enough; `sleeping` is set here, under the lock, so that a hold() from now
+        on waits for the reload), waking up (work for a sleeping model), or stopping."""
+        with self._wake:
+            while True:
+                if self._stopping:
+                    return _STOP
+                if self.sleeping:
+                    if self._incoming or self._controls or self._wakers:
+                        return _WAKE
+                    self._wake.wait()
+                    continue
+                if self._incoming or self._controls or self._has_work():
+                    self._waiting.extend(self._incoming)
+                    self._incoming.clear()
+                    return _STEP
+                left = self._idle_left()
+                if left is not None and left <= 0:
+                    self.sleeping = True
+                    return _SLEEP
+                self._wake.wait(left)
+
+    def _idle_left(self) -> float | None:
+        """Seconds until the model may sleep; None: not now (never, or a request holds it)."""
+        if self.config.sleep_idle_seconds < 0 or self._holds:
+            return None
+        return self._t_active + self.config.sleep_idle_seconds - time.monotonic()
+
+    def _fall_asleep(self) -> None:
+        log.info("idle for %d s: unloading the model and its KV cache until a request needs them",
+                 self.config.sleep_idle_seconds)
+        self._waiting.clear()  # only cancelled tasks can be left there (the loop saw no work)
+        self._unload()
+        self.n_sleeps += 1
+
+    def _wake_up(self) -> None:
+        log.info("waking up: loading the model again")
+        try:
+            self._load()
+        except Exception as exc:  # noqa: BLE001 - answered to the requests that wanted it; the next one tries again
+            log.error("the model could not be loaded again: %s", exc)
+            self._unload()  # what did load (the model, when its draft model failed) goes again
+            self._fail_waiting_for_model(Unavailable(f"the model could not be loaded again after sleeping: {exc}"))
+            return
+        with self._wake:
+            self.sleeping = False
+            self._t_active = time.monotonic()
+            wakers, self._wakers = self._wakers, []
+        for future in wakers:
+            if future.set_running_or_notify_cancel():
+                future.set_result(None)
+
+    def _fail_waiting_for_model(self, exc: ServerError) -> None:
+        """Answer every hold(), task and call() that waits for the model with exc."""
+        with self._wake:
+            wakers, self._wakers = self._wakers, []
+            tasks = list(self._incoming)
+            self._incoming.clear()
+            controls, self._controls = self._controls, []
+        if tasks:
+            try:
+                self.deliver([error_result(t, exc) for t in tasks])
+            except Exception:  # noqa: BLE001 - the loop may already be closed at shutdown
+                pass
+        for future in wakers + [f for _, f in controls]:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(exc)
 
     def _has_work(self) -> bool:
         return any(s.busy for s in self.slots) or any(not t.cancelled for t in self._waiting)

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 import llamaserve
-from llamaserve.api import errors, webui
+from llamaserve.api import cors_proxy, errors, webui
 from llamaserve.api.app import add_shared_layers
 from llamaserve.api.native import ignored_options
 from llamaserve.api.sse import json_response
@@ -260,6 +260,7 @@ def create_router_app(config: Config) -> FastAPI:
             "models_autoload": config.models_autoload,
             "default_model": catalog.default,
             "ui_settings": config.ui_config,
+            "cors_proxy_enabled": config.ui_mcp_proxy,
             "ignored_options": ignored_options(config),
         }
         pool = _pool(request)
@@ -283,6 +284,7 @@ def create_router_app(config: Config) -> FastAPI:
         return json_response({**r.json(), **router_props})
 
     app.include_router(streams.router)  # before the catch-all below
+    app.include_router(cors_proxy.router)  # the router's own: it needs no model
 
     @app.api_route("/{path:path}", methods=_METHODS)
     async def proxy(request: Request) -> Any:

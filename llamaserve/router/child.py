@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import re
 import signal
 import socket
@@ -79,6 +80,9 @@ class Child:
                 *self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 # its own session: a Ctrl-C meant for the router reaches the children only through it
                 start_new_session=True,
+                # Vertex AI's AIP_* variables are the router's (its port): a child taking AIP_HTTP_PORT would
+                # leave the loopback port it was given
+                env={k: v for k, v in os.environ.items() if not k.startswith("AIP_")},
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:

@@ -240,3 +240,45 @@ def test_ops_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse("--slot-save-path", str(tmp_path / "missing"))
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_sleep_and_proxy_flags(capsys):
+    assert (parse().sleep_idle_seconds, parse().ui_mcp_proxy) == (-1, False)
+    assert parse("--sleep-idle-seconds", "30").sleep_idle_seconds == 30
+    assert parse("--sleep-idle-seconds", "-1").sleep_idle_seconds == -1
+    assert parse("--webui-mcp-proxy").ui_mcp_proxy and not parse("--ui-mcp-proxy", "--no-ui-mcp-proxy").ui_mcp_proxy
+    assert parse(env={"LLAMA_ARG_UI_MCP_PROXY": "1"}).ui_mcp_proxy
+    for bad in ("0", "-5"):  # 0 would sleep between any two requests
+        with pytest.raises(SystemExit) as exc:
+            parse("--sleep-idle-seconds", bad)
+        assert exc.value.code == 2
+        assert "or -1 (never)" in capsys.readouterr().err
+
+
+def test_vertex_variables():
+    assert parse(env={"AIP_HTTP_PORT": "9000"}).predict_route == ""  # nothing without AIP_MODE=PREDICTION
+    c = parse("--port", "8081", env={"AIP_MODE": "PREDICTION"})
+    assert (c.predict_route, c.predict_health_route, c.port) == ("/predict", "", 8080)  # AIP_HTTP_PORT's default wins
+    assert any("AIP_HTTP_PORT=8080 overrides the port 8081" in n for n in c.notices)
+    c = parse(env={"AIP_MODE": "PREDICTION", "AIP_PREDICT_ROUTE": "v1/predict", "AIP_HEALTH_ROUTE": "/hc", "AIP_HTTP_PORT": "7000"})
+    assert (c.predict_route, c.predict_health_route, c.port) == ("/v1/predict", "/hc", 7000)
+
+
+def test_a_bad_vertex_port_exits(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(env={"AIP_MODE": "PREDICTION", "AIP_HTTP_PORT": "http"})
+    assert exc.value.code == 2 and "AIP_HTTP_PORT" in capsys.readouterr().err
+
+
+def test_reasoning_tags_and_backend_sampling_flags():
+    # -rea reaches the template as enable_thinking (auto: the template's own choice)
+    assert parse("-rea", "off").chat_template_kwargs["enable_thinking"] is False
+    assert parse("--reasoning", "on").chat_template_kwargs["enable_thinking"] is True
+    assert "enable_thinking" not in parse("-rea", "auto").chat_template_kwargs
+    c = parse("--reasoning-preserve", "--skip-chat-parsing", "--tags", "b,a")
+    assert (c.reasoning_preserve, c.skip_chat_parsing, c.tags) == (True, True, ["b", "a"])
+    assert parse("--no-reasoning-preserve").reasoning_preserve is False
+    # -bs cannot act (CPU sampler chains): accepted, announced once with its reason, listed in /props
+    c = parse("-bs")
+    assert c.ignored == {"--backend-sampling": True}
+    assert [n for n in c.notices if "-bs" in n and "CPU sampler chains" in n]
