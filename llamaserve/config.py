@@ -313,6 +313,14 @@ class Config:
     cors_headers: str = "*"
     cors_credentials: bool = True
 
+    # built-in agent tools and MCP servers (tools/), served at /tools
+    tools: list[str] = field(default_factory=list)  # --tools: built-in tool names, or "all"
+    tools_runtime: str = ""  # --tools-runtime: where tool calls run (validated; only this machine is built)
+    tools_root: str = ""  # the file tools stay inside it; "" = the working directory at start-up
+    mcp_servers_config: str = ""  # JSON file in the mcpServers format
+    mcp_servers_json: str = ""  # the same, inline
+    mcp_servers: list = field(default_factory=list)  # both parsed: tools/mcp_config.McpServerSpec, in order
+
     # request limits (api/limits.py); each is answered with a 4xx (or 503 for the queue)
     max_body_size: int = 32 << 20  # bytes; room for long prompts and base64 images
     max_queue: int = 0  # tasks allowed to wait for a slot; 0 = no limit
@@ -389,6 +397,11 @@ class Config:
     @property
     def n_choices_limit(self) -> int:
         return self.max_n if self.max_n > 0 else self.slots
+
+    @property
+    def tools_enabled(self) -> bool:
+        """/tools is served: built-in tools named, or MCP servers configured."""
+        return bool(self.tools) or bool(self.mcp_servers_config or self.mcp_servers_json)
 
     @property
     def tls(self) -> bool:

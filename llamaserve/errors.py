@@ -69,3 +69,10 @@ class NotSupported(ServerError):
 class Unavailable(ServerError):
     status = 503
     type = "unavailable_error"
+
+
+class FeatureDisabled(ServerError):
+    """A route whose feature the command line did not turn on (llama-server's /tools without --tools)."""
+
+    status = 403
+    type = "feature_disabled"

@@ -11,7 +11,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, webui
+from llamaserve.api import anthropic, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, tools, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.header_names import HeaderNames
@@ -114,9 +114,11 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         bridge.bind(asyncio.get_running_loop())
         bridge.scheduler.start()
+        await tools.start(app)
         try:
             yield
         finally:
+            await tools.stop(app)
             sessions.close()
             await asyncio.to_thread(bridge.scheduler.stop)
 
@@ -143,6 +145,7 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(infill.router)
     app.include_router(lora.router)
     app.include_router(streams.router)
+    tools.install(app, config)
     app.include_router(webui.router)
     # Innermost first: resumable streams (what it detaches from the client is the route itself), the loading
     # gate, the body limit, then the shared layers (outermost: header names, the request log, the prefix,

@@ -17,7 +17,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from llamaserve.api import errors, webui
+from llamaserve.api import errors, tools, webui
 from llamaserve.api.app import add_shared_layers
 from llamaserve.api.native import ignored_options
 from llamaserve.api.sse import json_response
@@ -151,9 +151,11 @@ def create_router_app(config: Config) -> FastAPI:
         app.state.pool = pool
         pool.start()
         log.info("models: %s; default: %s", ", ".join(catalog.entries), catalog.default or "none")
+        await tools.start(app)
         try:
             yield
         finally:
+            await tools.stop(app)
             await pool.close()
             await client.aclose()
 
@@ -170,6 +172,7 @@ def create_router_app(config: Config) -> FastAPI:
     # The chat page is the router's own (its model picker lists /v1/models and loads with /models/load):
     # opening it must not load a model.
     app.include_router(webui.router)
+    tools.install(app, config)  # the router runs the tools itself: they are no model's
 
     @app.get("/health")
     @app.get("/v1/health")

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import re
 import signal
 import socket
@@ -77,6 +78,7 @@ class Child:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=_child_environment(),
                 # its own session: a Ctrl-C meant for the router reaches the children only through it
                 start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
@@ -169,3 +171,11 @@ class Child:
         if self.proc is not None and not self.exited.is_set():
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
+
+
+# The router serves /tools itself (its MCP servers, its tools); a child reading these would run its own too.
+_ROUTER_ONLY_ENV = ("LLAMA_ARG_TOOLS", "LLAMA_ARG_TOOLS_RUNTIME", "LLAMA_ARG_MCP_SERVERS_CONFIG", "LLAMA_ARG_MCP_SERVERS_JSON")
+
+
+def _child_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _ROUTER_ONLY_ENV}

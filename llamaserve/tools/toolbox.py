@@ -1,0 +1,118 @@
+"""The tools a server offers (the built-in ones --tools names, then the MCP servers' tools) and one call of
+one of them: its working directory and runtime from the request's headers, the blocking work on a worker
+thread, one log line per call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from llamaserve.errors import InvalidRequest, NotSupported
+from llamaserve.tools.builtin import BuiltinTool, enabled_builtins
+from llamaserve.tools.confine import Confinement
+from llamaserve.tools.host_io import HostIO
+from llamaserve.tools.process import Processes
+from llamaserve.tools.runtime import parse_runtime
+
+log = logging.getLogger("llamaserve.tools")
+
+# params the server fills from headers; a model's own values for them are dropped, as llama-server drops them
+_HEADER_PARAMS = ("cwd", "runtime", "resp_type")
+
+
+class UnknownTool(InvalidRequest):
+    status = 404  # llama-server's status for a tool it does not have (or that cannot stream)
+
+
+class Toolbox:
+    def __init__(self, names: list[str], root: str, runtime: str = "", mcp=None):
+        self.builtins: list[BuiltinTool] = enabled_builtins(names)
+        self.confinement = Confinement(root)
+        self.runtime = runtime  # --tools-runtime, validated at start-up
+        self.mcp = mcp  # tools/mcp_client.McpClients or None
+        self.processes = Processes()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.builtins) or self.mcp is not None
+
+    def listing(self) -> list[dict]:
+        tools = [t.to_json() for t in self.builtins]
+        if self.mcp is not None:
+            taken = {t.name for t in self.builtins}
+            tools += [d for d in self.mcp.tool_entries() if d["tool"] not in taken]
+        return tools
+
+    def _builtin(self, name: str) -> BuiltinTool | None:
+        return next((t for t in self.builtins if t.name == name), None)
+
+    def _io(self, cwd_header: str, runtime_header: str) -> HostIO:
+        runtime = runtime_header or self.runtime
+        if runtime:
+            parse_runtime(runtime, for_call=bool(runtime_header))  # refuses what llama-server refuses
+            raise NotSupported(f"tool runtime {runtime}: running tools in a container or over ssh is not implemented "
+                               "yet; without x-tool-runtime they run on this machine")
+        return HostIO(self.confinement, self.confinement.working_directory(cwd_header), self.processes)
+
+    def check_stream(self, name: str) -> None:
+        """Raises UnknownTool unless `name` is a tool that can stream its output."""
+        builtin = self._builtin(name)
+        if builtin is None and (self.mcp is None or self.mcp.find(name) is None):
+            raise UnknownTool(f'unknown tool "{name}"')
+        if builtin is None or not builtin.streams:
+            raise UnknownTool(f'tool "{name}" does not support stream = true')
+
+    async def call(self, name: str, params: dict, *, cwd: str = "", runtime: str = "", resp_type: str = "",
+                   stream: Callable[[str], bool] | None = None) -> dict | None:
+        """The tool's answer ({"error": ...} for a failure the model should read); with `stream` the output
+        goes there piece by piece and None is returned. Raises ServerError for a bad request."""
+        params = {k: v for k, v in params.items() if k not in _HEADER_PARAMS}
+        t0 = time.perf_counter()
+        builtin = self._builtin(name)
+        mcp_tool = None if builtin is not None or self.mcp is None else self.mcp.find(name)
+        if builtin is None and mcp_tool is None:
+            raise UnknownTool(f'unknown tool "{name}"')
+        if stream is not None and not (builtin is not None and builtin.streams):
+            raise UnknownTool(f'tool "{name}" does not support stream = true')
+        outcome = "error"
+        try:
+            if builtin is not None:
+                io = self._io(cwd, runtime)
+                if resp_type:
+                    params["resp_type"] = resp_type
+                args: tuple[Any, ...] = (params, io) + ((stream,) if builtin.streams else ())
+                result = await asyncio.to_thread(builtin.run, *args)
+            else:
+                result = await self.mcp.call(mcp_tool, params)
+            outcome = "error: " + str(result["error"])[:200] if isinstance(result, dict) and "error" in result else "ok"
+            return result
+        except Exception as exc:
+            outcome = f"refused: {getattr(exc, 'message', exc)}"
+            raise
+        finally:
+            log.info("tool %s%s -> %s (%.0f ms)", name, _summary(params, cwd), outcome, (time.perf_counter() - t0) * 1e3)
+
+    async def close(self) -> None:
+        self.processes.stop_all()
+        if self.mcp is not None:
+            await self.mcp.close()
+
+    def stop_now(self) -> None:
+        """From a signal handler: end running commands and MCP calls at once, so requests can finish."""
+        self.processes.stop_all()
+        if self.mcp is not None:
+            self.mcp.stop_now()
+
+
+def _summary(params: dict, cwd: str) -> str:
+    """What the call was about, for its log line: the path or command (cut short), and a header's cwd."""
+    parts = []
+    for key in ("path", "command"):
+        value = params.get(key)
+        if isinstance(value, str):
+            parts.append(f"{key}={value[:120]!r}")
+    if cwd:
+        parts.append(f"cwd={cwd[:120]!r}")
+    return (" " + " ".join(parts)) if parts else ""
