@@ -21,6 +21,11 @@ def _glob_regex(pattern: str) -> re.Pattern:
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
+        if pattern.startswith("**/", i):
+            # zero or more whole directories: "**/x" matches a top-level "x" too (llama-server's needs a '/')
+            out.append("(?:.*/)?")
+            i += 3
+            continue
         if pattern.startswith("**", i):
             out.append(".*")
             i += 2
