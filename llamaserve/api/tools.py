@@ -136,7 +136,7 @@ async def _streamed(request: Request, toolbox: Toolbox, name: str, params: dict,
         queue.put_nowait(None)
 
     # a refusal known before anything runs (unknown tool, no streaming, bad cwd) is a plain error response
-    toolbox.check_stream(name)
+    toolbox.check_stream(name, where["cwd"], where["runtime"])
     task = asyncio.create_task(run())
 
     async def events():

@@ -56,13 +56,15 @@ class Toolbox:
                                "yet; without x-tool-runtime they run on this machine")
         return HostIO(self.confinement, self.confinement.working_directory(cwd_header), self.processes)
 
-    def check_stream(self, name: str) -> None:
-        """Raises UnknownTool unless `name` is a tool that can stream its output."""
+    def check_stream(self, name: str, cwd: str, runtime: str) -> None:
+        """What a streamed call would refuse before it runs (unknown tool, no streaming, a bad working
+        directory or runtime), raised now: the refusal is then a plain error response, not a stream."""
         builtin = self._builtin(name)
         if builtin is None and (self.mcp is None or self.mcp.find(name) is None):
             raise UnknownTool(f'unknown tool "{name}"')
         if builtin is None or not builtin.streams:
             raise UnknownTool(f'tool "{name}" does not support stream = true')
+        self._io(cwd, runtime)
 
     async def call(self, name: str, params: dict, *, cwd: str = "", runtime: str = "", resp_type: str = "",
                    stream: Callable[[str], bool] | None = None) -> dict | None:

@@ -105,6 +105,12 @@ def test_shell_output_streams_and_runs_in_the_working_directory(tools_router, wo
     assert "one\ntwo\n" in text and text.endswith("[exit code: 3]")
 
 
+def test_a_streamed_call_refused_before_it_runs_is_a_plain_error(tools_router):
+    r = call(tools_router, "exec_shell_command", {"command": "echo hi"}, {"x-tool-cwd": ".."}, stream=True)
+    assert r.headers["content-type"].startswith("application/json")
+    assert_error(r, 403, "permission_error", "outside the directory")
+
+
 def test_a_shell_command_is_stopped_at_its_timeout(tools_router):
     r = call(tools_router, "exec_shell_command", {"command": "echo start; sleep 30", "timeout": 1})
     text = r.json()["plain_text_response"]
@@ -115,6 +121,9 @@ def test_an_unknown_or_injected_runtime_is_refused(tools_router):
     for runtime, message in (("fake:x", "unknown tool runtime"), ("ssh:-oProxyCommand=touch /tmp/pwned", "invalid ssh target"),
                              ("docker-container:--privileged", "invalid container id"), ("podman:busybox", "must name a running container")):
         assert_error(call(tools_router, "exec_shell_command", {"command": "echo hi"}, {"x-tool-runtime": runtime}), 500, "server_error", message)
+    # a well-formed one names what is not built: never a silent run on this machine
+    assert_error(call(tools_router, "exec_shell_command", {"command": "echo hi"}, {"x-tool-runtime": "docker-container:abc123"}),
+                 501, "not_supported_error", "not implemented")
 
 
 def test_each_call_is_one_log_line(tools_router):
