@@ -46,6 +46,7 @@ async def start(app) -> None:
     if toolbox is not None:
         log.warning("security: %s enabled - do not expose to untrusted environments",
                     ", ".join(n for n, on in (("built-in tools", toolbox.builtins), ("MCP servers", toolbox.mcp)) if on))
+        await asyncio.to_thread(toolbox.start)
         if toolbox.mcp is not None:
             await toolbox.mcp.warm_up()
 

@@ -325,8 +325,6 @@ def _check_tools(config: Config) -> None:
             parse_runtime(config.tools_runtime, for_call=False)
         except RuntimeRefused as exc:
             raise UsageError(f"--tools-runtime: {exc.message}") from None
-        raise UsageError(f"--tools-runtime {config.tools_runtime}: running the tools in a container or over ssh "
-                         "is not implemented yet (without --tools-runtime they run on this machine)")
     sources = []
     if config.mcp_servers_config:
         try:

@@ -16,9 +16,10 @@ OnChunk = Callable[[str], bool]  # a piece of output; False = stop the command (
 
 @dataclass
 class Outcome:
-    output: str
+    output: str  # as text (invalid UTF-8 replaced), with a note when it was cut at the size cap
     exit_code: int
     timed_out: bool = False
+    raw: bytes = b""  # the bytes as read, up to the cap (a file read in an isolate)
 
 
 class Processes:
@@ -85,7 +86,7 @@ class Processes:
         text = out.decode("utf-8", "replace")
         if truncated:
             text += "\n[output truncated]"
-        return Outcome(text, code, timed_out.is_set())
+        return Outcome(text, code, timed_out.is_set(), bytes(out))
 
     def stop_all(self) -> None:
         with self._lock:

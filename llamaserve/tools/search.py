@@ -5,7 +5,7 @@ unless it already starts with "**" or "/"."""
 from __future__ import annotations
 
 import functools
-import os
+import posixpath
 import re
 
 from llamaserve.tools.params import param
@@ -78,7 +78,7 @@ def file_glob_search(params: dict, io) -> dict:
     if kind not in _KINDS:
         return {"error": f'invalid type: {kind} (expected "file", "dir" or "all")'}
     base = io.resolve(path)
-    if not os.path.isdir(base):
+    if not io.is_dir(base):
         return {"error": f"path does not exist or is not a directory: {path}"}
     listing = io.list_entries(base, max_depth, kind)
     matches = [e for e in listing.entries
@@ -110,11 +110,11 @@ def grep_search(params: dict, io) -> dict:
     except re.error as exc:
         return {"error": f"invalid regex: {exc}"}
     target = io.resolve(path)
-    if os.path.isfile(target):
+    if io.is_file(target):
         files = [(target, path)]
-    elif os.path.isdir(target):
+    elif io.is_dir(target):
         listing = io.list_entries(target, 0, "file")
-        files = [(os.path.join(target, e.rel), e.rel) for e in listing.entries
+        files = [(posixpath.join(target, e.rel), e.rel) for e in listing.entries
                  if path_glob_match(include, e.rel) and not (exclude and path_glob_match(exclude, e.rel))]
     else:
         return {"error": f"path does not exist: {path}"}
@@ -127,11 +127,10 @@ def grep_search(params: dict, io) -> dict:
             break
         if not io.readable_inside(real):
             continue  # a symlink in the tree that points out of the root
-        try:
-            with open(real, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").split("\n")
-        except OSError:
+        data = io.read(real)
+        if data is None:
             continue
+        lines = data.decode("utf-8", "replace").split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         for i, line in enumerate(lines):

@@ -30,4 +30,8 @@ def exec_shell_command(params: dict, io, stream: OnChunk | None = None) -> dict 
 def get_info(params: dict, io) -> dict:
     res = io.run(["uname", "-a"], 4096, 5)
     os_info = res.output.strip() if res.exit_code == 0 and not res.timed_out else platform.platform()
-    return {"os": os_info or "unknown", "cwd": io.cwd}
+    cwd = io.cwd
+    if not cwd:  # an isolate's own default directory: ask it
+        pwd = io.run(["pwd"], 4096, 5)
+        cwd = pwd.output.strip() if pwd.exit_code == 0 and not pwd.timed_out else "unknown"
+    return {"os": os_info or "unknown", "cwd": cwd}

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Callable
 
-from llamaserve.errors import InvalidRequest, NotSupported
+from llamaserve.errors import InvalidRequest
 from llamaserve.tools.builtin import BuiltinTool, enabled_builtins
 from llamaserve.tools.confine import Confinement
 from llamaserve.tools.host_io import HostIO
+from llamaserve.tools.isolate_io import IsolateIO
+from llamaserve.tools.owned_container import OwnedContainer
 from llamaserve.tools.process import Processes
-from llamaserve.tools.runtime import parse_runtime
+from llamaserve.tools.runtime import RuntimeSpec, parse_runtime
 
 log = logging.getLogger("llamaserve.tools")
 
@@ -30,9 +32,16 @@ class Toolbox:
     def __init__(self, names: list[str], root: str, runtime: str = "", mcp=None):
         self.builtins: list[BuiltinTool] = enabled_builtins(names)
         self.confinement = Confinement(root)
-        self.runtime = runtime  # --tools-runtime, validated at start-up
         self.mcp = mcp  # tools/mcp_client.McpClients or None
         self.processes = Processes()
+        # --tools-runtime (checked at start-up): a running target every call goes to, or an image to run one from
+        self.runtime: RuntimeSpec | None = parse_runtime(runtime, for_call=False) if runtime else None
+        self.owned = OwnedContainer(self.runtime.engine, self.runtime.target) if self.runtime and self.runtime.kind == "image" else None
+
+    def start(self) -> None:
+        """Blocking: the container of --tools-runtime <engine>:<image>, started before the server listens."""
+        if self.owned is not None:
+            self.owned.spec()
 
     @property
     def enabled(self) -> bool:
@@ -48,13 +57,28 @@ class Toolbox:
     def _builtin(self, name: str) -> BuiltinTool | None:
         return next((t for t in self.builtins if t.name == name), None)
 
-    def _io(self, cwd_header: str, runtime_header: str) -> HostIO:
-        runtime = runtime_header or self.runtime
-        if runtime:
-            parse_runtime(runtime, for_call=bool(runtime_header))  # refuses what llama-server refuses
-            raise NotSupported(f"tool runtime {runtime}: running tools in a container or over ssh is not implemented "
-                               "yet; without x-tool-runtime they run on this machine")
+    def _check_where(self, cwd_header: str, runtime_header: str) -> None:
+        """Refuses, before anything runs, a runtime header llama-server refuses, or a working directory out
+        of the root (on this machine; an isolate's directories are its own business)."""
+        if runtime_header:
+            parse_runtime(runtime_header, for_call=True)
+        elif self.runtime is None:
+            self.confinement.working_directory(cwd_header)
+
+    def _io(self, cwd_header: str, runtime_header: str) -> HostIO | IsolateIO:
+        """Where the call runs: the header's runtime, else --tools-runtime's, else this machine inside the root.
+        Blocking (it may start the --tools-runtime container again)."""
+        if runtime_header:
+            return IsolateIO(parse_runtime(runtime_header, for_call=True), cwd_header, self.processes)
+        if self.owned is not None:
+            return IsolateIO(self.owned.spec(), cwd_header, self.processes)
+        if self.runtime is not None:
+            return IsolateIO(self.runtime, cwd_header, self.processes)
         return HostIO(self.confinement, self.confinement.working_directory(cwd_header), self.processes)
+
+    def _run_builtin(self, builtin: BuiltinTool, params: dict, cwd: str, runtime: str, stream) -> dict | None:
+        io = self._io(cwd, runtime)
+        return builtin.run(params, io, stream) if builtin.streams else builtin.run(params, io)
 
     def check_stream(self, name: str, cwd: str, runtime: str) -> None:
         """What a streamed call would refuse before it runs (unknown tool, no streaming, a bad working
@@ -64,7 +88,7 @@ class Toolbox:
             raise UnknownTool(f'unknown tool "{name}"')
         if builtin is None or not builtin.streams:
             raise UnknownTool(f'tool "{name}" does not support stream = true')
-        self._io(cwd, runtime)
+        self._check_where(cwd, runtime)
 
     async def call(self, name: str, params: dict, *, cwd: str = "", runtime: str = "", resp_type: str = "",
                    stream: Callable[[str], bool] | None = None) -> dict | None:
@@ -81,11 +105,10 @@ class Toolbox:
         outcome = "error"
         try:
             if builtin is not None:
-                io = self._io(cwd, runtime)
+                self._check_where(cwd, runtime)
                 if resp_type:
                     params["resp_type"] = resp_type
-                args: tuple[Any, ...] = (params, io) + ((stream,) if builtin.streams else ())
-                result = await asyncio.to_thread(builtin.run, *args)
+                result = await asyncio.to_thread(self._run_builtin, builtin, params, cwd, runtime, stream)
             else:
                 result = await self.mcp.call(mcp_tool, params)
             outcome = "error: " + str(result["error"])[:200] if isinstance(result, dict) and "error" in result else "ok"
@@ -94,10 +117,12 @@ class Toolbox:
             outcome = f"refused: {getattr(exc, 'message', exc)}"
             raise
         finally:
-            log.info("tool %s%s -> %s (%.0f ms)", name, _summary(params, cwd), outcome, (time.perf_counter() - t0) * 1e3)
+            log.info("tool %s%s -> %s (%.0f ms)", name, _summary(params, cwd, runtime), outcome, (time.perf_counter() - t0) * 1e3)
 
     async def close(self) -> None:
         self.processes.stop_all()
+        if self.owned is not None:
+            await asyncio.to_thread(self.owned.stop)
         if self.mcp is not None:
             await self.mcp.close()
 
@@ -108,8 +133,8 @@ class Toolbox:
             self.mcp.stop_now()
 
 
-def _summary(params: dict, cwd: str) -> str:
-    """What the call was about, for its log line: the path or command (cut short), and a header's cwd."""
+def _summary(params: dict, cwd: str, runtime: str) -> str:
+    """What the call was about, for its log line: the path or command (cut short), the headers' cwd and runtime."""
     parts = []
     for key in ("path", "command"):
         value = params.get(key)
@@ -117,4 +142,6 @@ def _summary(params: dict, cwd: str) -> str:
             parts.append(f"{key}={value[:120]!r}")
     if cwd:
         parts.append(f"cwd={cwd[:120]!r}")
+    if runtime:
+        parts.append(f"runtime={runtime[:120]!r}")
     return (" " + " ".join(parts)) if parts else ""
