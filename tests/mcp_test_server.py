@@ -2,7 +2,8 @@
 
 Its tools: echo, add, slow (sleeps), crash (the process exits without answering), and whoami (which copy
 of the server answered: the tests see a respawn in it). `--name NAME` prefixes what echo answers;
-`--no-tools` offers none."""
+`--no-tools` offers none; `--http PORT` serves streamable HTTP at http://127.0.0.1:PORT/mcp instead of
+stdio, `--sse PORT` the older SSE transport at /sse."""
 
 import argparse
 import os
@@ -13,6 +14,8 @@ from mcp.server.mcpserver import MCPServer
 parser = argparse.ArgumentParser()
 parser.add_argument("--name", default="test")
 parser.add_argument("--no-tools", action="store_true")
+parser.add_argument("--http", type=int, default=0)
+parser.add_argument("--sse", type=int, default=0)
 args = parser.parse_args()
 
 server = MCPServer(args.name)
@@ -44,4 +47,9 @@ if not args.no_tools:
         """The process id of the server that answers."""
         return str(os.getpid())
 
-server.run("stdio")
+if args.http:
+    server.run("streamable-http", host="127.0.0.1", port=args.http)
+elif args.sse:
+    server.run("sse", host="127.0.0.1", port=args.sse)
+else:
+    server.run("stdio")

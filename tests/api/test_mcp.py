@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import serve, start_server
+from tests.conftest import free_port, serve, start_server
 
 SERVER = str(pathlib.Path(__file__).parent.parent / "mcp_test_server.py")
 
@@ -96,6 +96,37 @@ def test_mcp_servers_from_a_config_file_on_a_model_server(request, tmp_path):
     names = [t["tool"] for t in httpx.get(srv.url + "/tools").json()]
     assert names[0] == "get_info" and "files_echo" in names
     assert call(srv, "files_echo", {"message": "x"}) == {"plain_text_response": "files: x"}
+
+
+@pytest.fixture()
+def http_mcp_servers(request):
+    """The test server over streamable HTTP and over SSE, on loopback ports: {"http": url, "sse": url}."""
+    urls = {}
+    for kind, path in (("http", "/mcp"), ("sse", "/sse")):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, SERVER, "--name", kind, f"--{kind}", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        request.addfinalizer(lambda p=proc: (p.terminate(), p.wait(10)))
+        urls[kind] = f"http://127.0.0.1:{port}{path}"
+    for url in urls.values():
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                httpx.get(url.rsplit("/", 1)[0] + "/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    return urls
+
+
+def test_servers_reached_over_http_and_sse(request, http_mcp_servers):
+    config = mcp_json(remote={"url": http_mcp_servers["http"]}, old={"url": http_mcp_servers["sse"], "type": "sse"})
+    srv = serve(request, "mcp-http", "--mcp-servers-json", config, router=True)
+    status = {s["name"]: s for s in httpx.get(srv.url + "/tools/mcp").json()["servers"]}
+    assert status["remote"]["transport"] == "http" and status["remote"]["state"] == "running", status
+    assert status["old"]["transport"] == "sse" and status["old"]["state"] == "running", status
+    assert call(srv, "remote_echo", {"message": "over http"}) == {"plain_text_response": "http: over http"}
+    assert call(srv, "old_add", {"a": 1, "b": 2}) == {"plain_text_response": "3"}
 
 
 def test_stopping_the_server_during_a_slow_call_is_prompt(tmp_path):
