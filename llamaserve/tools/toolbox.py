@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Callable
 
-from llamaserve.errors import InvalidRequest
+from llamaserve.errors import InvalidRequest, PermissionDenied
 from llamaserve.tools.builtin import BuiltinTool, enabled_builtins
 from llamaserve.tools.confine import Confinement
 from llamaserve.tools.host_io import HostIO
@@ -62,10 +62,17 @@ class Toolbox:
         of the root (on this machine; an isolate's directories are its own business)."""
         if runtime_header:
             parse_runtime(runtime_header, for_call=True)
+            if self.runtime is None:
+                # a header naming a container or an ssh host would take the file tools out of the root, and
+                # the server's credentials to any container or host they reach: only where the operator chose
+                # runtimes (llama-server takes the header always)
+                raise PermissionDenied("x-tool-runtime: tool runtimes are off on this server (start it with "
+                                       "--tools-runtime to allow them)")
         elif self.runtime is None:
             self.confinement.working_directory(cwd_header)
 
     def _io(self, cwd_header: str, runtime_header: str) -> HostIO | IsolateIO:
+        self._check_where(cwd_header, runtime_header)
         """Where the call runs: the header's runtime, else --tools-runtime's, else this machine inside the root.
         Blocking (it may start the --tools-runtime container again)."""
         if runtime_header:

@@ -52,7 +52,8 @@ def test_calls_with_a_runtime_header_run_in_that_container(request, fake_docker,
     env, log = fake_docker
     root = tmp_path / "host-root"
     root.mkdir()
-    srv = serve(request, root, "--tools", "all", "--tools-root", str(root), router=True, env=env)
+    # the server's own runtime is another container: a call's header picks the one it runs in
+    srv = serve(request, root, "--tools", "all", "--tools-runtime", "docker-container:default1", router=True, env=env)
     inside = tmp_path / "container-fs"  # outside the host root: the container's paths are its own
     inside.mkdir()
     headers = {"x-tool-runtime": "docker-container:abc123", "x-tool-cwd": str(inside)}
@@ -90,3 +91,15 @@ def test_a_runtime_that_cannot_start_stops_start_up(tmp_path):
     r = subprocess.run([sys.executable, "-m", "llamaserve", "--port", "0", "--tools", "all", "--tools-runtime", "docker:busybox"],
                        capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert r.returncode != 0 and "cannot start the docker tools runtime" in r.stdout + r.stderr
+
+
+def test_a_runtime_header_is_refused_where_the_server_has_no_runtime(request, fake_docker, tmp_path):
+    env, log = fake_docker
+    srv = serve(request, tmp_path, "--tools", "all", "--tools-root", str(tmp_path), router=True, env=env)
+    calls_before = log.read_text() if log.exists() else ""
+    r = call(srv, "read_file", {"path": "/etc/hostname"}, {"x-tool-runtime": "docker-container:abc123"})
+    assert r.status_code == 403 and "start it with --tools-runtime" in r.json()["error"]["message"]
+    assert (log.read_text() if log.exists() else "") == calls_before  # docker was never run
+    # checked as llama-server checks it first: an injection attempt still reads as one
+    r = call(srv, "read_file", {"path": "x"}, {"x-tool-runtime": "ssh:-oProxyCommand=id"})
+    assert r.status_code == 500 and "invalid ssh target" in r.json()["error"]["message"]
