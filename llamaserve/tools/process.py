@@ -45,7 +45,12 @@ class Processes:
                 _kill_group(proc)
             self._running.add(proc)
         timed_out = threading.Event()
-        timer = threading.Timer(timeout, lambda: (timed_out.set(), _kill_group(proc)))
+
+        def expire() -> None:
+            timed_out.set()
+            _kill_group(proc)
+
+        timer = threading.Timer(timeout, expire)
         timer.daemon = True
         timer.start()
         try:
@@ -109,6 +114,8 @@ class _Utf8Pieces:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    if proc.returncode is not None:
+        return  # reaped: its group id may be someone else's by now
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
