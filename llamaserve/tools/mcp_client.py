@@ -5,7 +5,7 @@ Everything MCP runs on one asyncio loop of its own, on its own thread: the SDK's
 stay on one loop whatever the HTTP side does, and the scheduler thread that owns the model never waits
 on a server. A server that cannot start, or dies, is logged and shown by GET /tools/mcp; llamaserve goes
 on, and the next call of one of its tools starts it again (after a cool-down of COOLDOWN seconds when
-starting failed).
+starting failed); one that never started is tried again when /tools is listed.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ class McpClients:
         await self._submit(self._warm_up())
 
     def tool_entries(self) -> list[dict]:
+        self._retry_failed()
         seen: set[str] = set()
         out = []
         for tool in self._tools():
@@ -133,7 +134,21 @@ class McpClients:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(stop)
 
+    def _retry_failed(self) -> None:
+        """A server that could not start has no tools listed, so no call would ever start it again: a listing
+        does, in the background (its tools show from the next listing on), at most every COOLDOWN seconds."""
+        now = time.monotonic()
+        for server in self.servers.values():
+            if server.state == "failed" and now >= server.retry_after and not self.loop.is_closed():
+                server.retry_after = now + COOLDOWN  # one retry in flight at a time
+                asyncio.run_coroutine_threadsafe(self._retry(server), self.loop)
+
     # --- on the MCP loop ---
+
+    async def _retry(self, server: _Server) -> None:
+        server.retry_after = 0.0
+        if await self._ensure(server, WARMUP_TIMEOUT) is not None:
+            log.info("MCP server '%s' started: %d tools", server.spec.name, len(server.tools))
 
     def _tools(self) -> list[McpTool]:
         return [t for s in self.servers.values() for t in s.tools]
@@ -155,7 +170,8 @@ class McpClients:
                 await self._disconnect(server)
             if self._stopping.is_set() or time.monotonic() < server.retry_after:
                 return None
-            server.state = "starting"
+            if server.state != "failed":
+                server.state = "starting"  # a failed one stays failed, with its reason, until it runs
             try:
                 await asyncio.wait_for(self._connect(server), timeout)
             except BaseException as exc:  # noqa: BLE001 - wait_for's TimeoutError, OSError from the spawn, MCPError, ...

@@ -74,6 +74,20 @@ def test_a_server_that_cannot_start_is_reported_and_the_rest_works(mcp_router):
     assert call(mcp_router, "alpha_echo", {"message": "still here"})["plain_text_response"] == "alpha: still here"
 
 
+def test_a_server_that_could_not_start_is_tried_again_when_tools_are_listed(request, tmp_path):
+    late = tmp_path / "late-server"
+    srv = serve(request, tmp_path, "--mcp-servers-json", mcp_json(late={"command": str(late)}), router=True)
+    assert httpx.get(srv.url + "/tools/mcp").json()["servers"][0]["state"] == "failed"
+    late.write_text(f"#!/bin/sh\nexec {sys.executable} {SERVER} --name late\n")
+    late.chmod(0o755)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if "late_echo" in [t["tool"] for t in httpx.get(srv.url + "/tools").json()]:
+            break
+        time.sleep(0.5)
+    assert call(srv, "late_echo", {"message": "finally"}) == {"plain_text_response": "late: finally"}
+
+
 def test_a_crashed_server_is_started_again_on_the_next_call(mcp_router):
     before = call(mcp_router, "beta_whoami")["plain_text_response"]
     assert "error" in call(mcp_router, "beta_crash")
