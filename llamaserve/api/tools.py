@@ -28,7 +28,7 @@ router = APIRouter()
 def install(app, config) -> None:
     """The /tools routes, and the toolbox when the command line enables tools or MCP servers."""
     toolbox = None
-    if config.tools_enabled:
+    if config.tools or config.mcp_servers:  # a configuration with no server in it serves no /tools, as llama-server
         mcp = None
         if config.mcp_servers:
             from llamaserve.tools.mcp_client import McpClients

@@ -43,10 +43,6 @@ class Toolbox:
         if self.owned is not None:
             self.owned.spec()
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.builtins) or self.mcp is not None
-
     def listing(self) -> list[dict]:
         tools = [t.to_json() for t in self.builtins]
         if self.mcp is not None:
