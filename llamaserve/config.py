@@ -319,6 +319,14 @@ class Config:
     cors_headers: str = "*"
     cors_credentials: bool = True
 
+    # built-in agent tools and MCP servers (tools/), served at /tools
+    tools: list[str] = field(default_factory=list)  # --tools: built-in tool names, or "all"
+    tools_runtime: str = ""  # --tools-runtime: where tool calls run (validated; only this machine is built)
+    tools_root: str = ""  # the file tools stay inside it; "" = the working directory at start-up
+    mcp_servers_config: str = ""  # JSON file in the mcpServers format
+    mcp_servers_json: str = ""  # the same, inline
+    mcp_servers: list = field(default_factory=list)  # both parsed: tools/mcp_config.McpServerSpec, in order
+
     # request limits (api/limits.py); each is answered with a 4xx (or 503 for the queue)
     max_body_size: int = 32 << 20  # bytes; room for long prompts and base64 images
     max_queue: int = 0  # tasks allowed to wait for a slot; 0 = no limit
@@ -326,6 +334,7 @@ class Config:
     max_n_probs: int = 100  # n_probs / top_logprobs: each costs a lookup per generated token
     max_n: int = 0  # choices per prompt (OpenAI `n`); 0 = the number of slots, as llama-server
     webui: bool = True  # the browser chat UI at /
+    agent: bool = False  # -ag: --tools all and --ui-mcp-proxy where those are not given themselves
     ui_mcp_proxy: bool = False  # --ui-mcp-proxy: GET/POST /cors-proxy forwards the web UI's MCP requests (api/cors_proxy.py)
     # Seconds without work after which the model and its KV cache are unloaded until a request needs
     # them again (engine/scheduler.py); -1 = never
@@ -403,6 +412,11 @@ class Config:
     @property
     def n_choices_limit(self) -> int:
         return self.max_n if self.max_n > 0 else self.slots
+
+    @property
+    def tools_enabled(self) -> bool:
+        """/tools is served: built-in tools named, or MCP servers configured."""
+        return bool(self.tools) or bool(self.mcp_servers_config or self.mcp_servers_json)
 
     @property
     def tls(self) -> bool:

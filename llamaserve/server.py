@@ -15,6 +15,7 @@ import time
 
 import uvicorn
 
+from llamaserve.api import tools
 from llamaserve.api.app import create_app
 from llamaserve.config import Config
 from llamaserve.logs import setup_logging
@@ -143,6 +144,7 @@ def run(config: Config) -> int:
     grace_timer: list[threading.Timer] = []
 
     def on_stop_signal(sig: int) -> None:
+        tools.stop_now(app)
         occupancy = scheduler.occupancy()
         busy = occupancy.busy + occupancy.queued
         log.info("%s: shutting down; %d tasks in flight get up to %.0f s to finish",
@@ -226,7 +228,15 @@ def run_router(config: Config) -> int:
     bound, sockets = _bind(config)
     if not bound:
         return 1
-    server = uvicorn.Server(_uvicorn_config(create_router_app(config), config, timeout_graceful_shutdown=config.shutdown_grace))
+    app = create_router_app(config)
+    server = uvicorn.Server(_uvicorn_config(app, config, timeout_graceful_shutdown=config.shutdown_grace))
+    uvicorn_exit = server.handle_exit
+
+    def handle_exit(sig: int, frame) -> None:
+        tools.stop_now(app)  # tool calls in flight answer now, so the connections drain
+        uvicorn_exit(sig, frame)
+
+    server.handle_exit = handle_exit
 
     def announce() -> None:
         while not server.started and not server.should_exit:

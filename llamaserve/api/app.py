@@ -11,7 +11,7 @@ import time
 
 from fastapi import FastAPI
 
-from llamaserve.api import anthropic, cors_proxy, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, vertex, webui
+from llamaserve.api import anthropic, cors_proxy, embeddings, errors, infill, lora, metrics, native, ollama, openai, responses, slots, streams, tools, vertex, webui
 from llamaserve.api.access import AccessControl
 from llamaserve.api.bridge import EngineBridge
 from llamaserve.api.header_names import HeaderNames
@@ -115,9 +115,11 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     async def lifespan(app: FastAPI):
         bridge.bind(asyncio.get_running_loop())
         bridge.scheduler.start()
+        await tools.start(app)
         try:
             yield
         finally:
+            await tools.stop(app)
             sessions.close()
             await asyncio.to_thread(bridge.scheduler.stop)
 
@@ -144,6 +146,7 @@ def create_app(config: Config, scheduler_factory=None) -> FastAPI:
     app.include_router(infill.router)
     app.include_router(lora.router)
     app.include_router(streams.router)
+    tools.install(app, config)
     app.include_router(webui.router)
     app.include_router(cors_proxy.router)
     if config.predict_route:

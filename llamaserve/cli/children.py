@@ -18,6 +18,8 @@ ROUTER_OWNED = frozenset({
     "models_dir", "models_preset", "models_max", "models_autoload", "models_default", "models_idle_ttl",
     # the router relays its children's log lines itself, in its own layout
     "log_file", "log_jsonl", "log_prefix", "log_timestamps", "log_colors",
+    # the router serves /tools itself: children running MCP servers and tools of their own would double them
+    "tools", "tools_runtime", "tools_root", "mcp_servers_config", "mcp_servers_json", "agent",
 })
 
 

@@ -73,7 +73,6 @@ PRESETS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("--vision-gemma-12b-default", "Gemma 3 12B QAT", ("-hf", "ggml-org/gemma-3-12b-it-qat-GGUF", "--port", "8014", "-c", "0", "--jinja")),
 )
 DOCKER = "downloading models from Docker Hub is not implemented: use -hf <user>/<repo>[:quant] or a local GGUF with -m"
-TOOLS = "built-in agent tools and MCP servers are not implemented yet"
 RPC = "ggml RPC (layers on other machines) is not implemented yet"
 
 # speculative decoding options that do not act here (see engine/speculative.py for the types built)
@@ -298,11 +297,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--ui-config", "--webui-config"), "ui_config", "JSON object of default web UI settings", v.json_object, "LLAMA_ARG_UI_CONFIG", metavar="JSON"),
     Flag(("--ui-config-file", "--webui-config-file"), "ui_config", "read the default web UI settings from a JSON file", v.json_object_file, "LLAMA_ARG_UI_CONFIG_FILE", metavar="PATH"),
     Flag(("--ui-mcp-proxy", "--webui-mcp-proxy"), "ui_mcp_proxy", "serve the web UI's CORS proxy for MCP servers, GET/POST /cors-proxy?url=... (it fetches any URL a client names: experimental; default: disabled)", None, "LLAMA_ARG_UI_MCP_PROXY", ("--no-ui-mcp-proxy", "--no-webui-mcp-proxy")),
-    Flag(("--tools",), "", "built-in agent tools to enable, comma-separated, or all", v.key_list, "LLAMA_ARG_TOOLS", metavar="TOOL1,TOOL2,...", needs=TOOLS, asks=bool),
-    Flag(("--tools-runtime",), "", "run the built-in tools in a separate runtime", str, "LLAMA_ARG_TOOLS_RUNTIME", metavar="OPTION", noop="has no effect: " + TOOLS),
-    Flag(("--mcp-servers-config",), "", "JSON file of MCP servers (mcpServers format)", str, "LLAMA_ARG_MCP_SERVERS_CONFIG", metavar="PATH", needs=TOOLS),
-    Flag(("--mcp-servers-json",), "", "inline JSON of MCP servers (mcpServers format)", str, "LLAMA_ARG_MCP_SERVERS_JSON", metavar="JSON", needs=TOOLS),
-    Flag(("-ag", "--agent"), "", "enable the CORS proxy and every built-in tool", None, "LLAMA_ARG_AGENT", ("-no-ag", "--no-agent"), needs=TOOLS, asks=bool),
+    Flag(("--tools",), "tools", "built-in agent tools to enable, comma-separated, or all: read_file, file_glob_search, grep_search, exec_shell_command, write_file, edit_file, get_info (default: none; sets --cors-origins to localhost unless given)", v.key_list, "LLAMA_ARG_TOOLS", metavar="TOOL1,TOOL2,..."),
+    Flag(("--tools-runtime",), "tools_runtime", "where the tools run instead of this machine: docker:<image> or podman:<image> (a container of the server's own, removed at exit), docker-container:<id> or podman-container:<id> (a running one), ssh:<target> (a POSIX host, key-based auth and a trusted host key)", str, "LLAMA_ARG_TOOLS_RUNTIME", metavar="OPTION"),
+    Flag(("--tools-root",), "tools_root", "llamaserve's own: the directory the file tools may not leave, symlinks resolved (default: the working directory at start-up)", v.directory, None, metavar="PATH"),
+    Flag(("--mcp-servers-config",), "mcp_servers_config", "JSON file of MCP servers (mcpServers format), whose tools /tools lists as <server>_<tool> (sets --cors-origins to localhost unless given)", str, "LLAMA_ARG_MCP_SERVERS_CONFIG", metavar="PATH"),
+    Flag(("--mcp-servers-json",), "mcp_servers_json", "inline JSON of MCP servers (mcpServers format)", str, "LLAMA_ARG_MCP_SERVERS_JSON", metavar="JSON"),
+    Flag(("-ag", "--agent"), "agent", "every built-in tool (--tools all) and the web UI's CORS proxy (--ui-mcp-proxy), unless those are given; do not enable in untrusted environments (default: disabled)", None, "LLAMA_ARG_AGENT", ("-no-ag", "--no-agent")),
     Flag(("--sleep-idle-seconds",), "sleep_idle_seconds", "unload the model and its KV cache after this many seconds without work; the next request that needs them loads them again (default: -1 = never)", v.sleep_seconds, None, metavar="SECONDS"),
     Flag(("-to", "--timeout"), "timeout", "HTTP read/write timeout in seconds (default: 3600)", v.positive_int, "LLAMA_ARG_TIMEOUT"),
     Flag(("--sse-ping-interval",), "sse_ping_interval", "seconds between keep-alive comments on a waiting stream (default: 30, 0 = none)", v.nonneg_int, "LLAMA_ARG_SSE_PING_INTERVAL"),

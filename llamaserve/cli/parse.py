@@ -154,6 +154,16 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
             if not gpu:
                 config.notices.append(f"{where} {NO_GPU}")
                 config.ignored[flag.long_name] = value
+    if "agent" in values:  # as llama-server's -ag / -no-ag, but an explicit --tools or --(no-)ui-mcp-proxy wins
+        if "tools" not in values:
+            config.tools = ["all"] if config.agent else []
+        if "ui_mcp_proxy" not in values:
+            config.ui_mcp_proxy = config.agent
+    if config.tools_enabled and "cors_origins" not in values:
+        # as llama-server: a page on another site must not drive the tools through a local browser
+        config.cors_origins = "localhost"
+        config.notices.append("built-in tools or MCP servers are enabled: CORS origins default to localhost "
+                              "(set --cors-origins to change it)")
     config.notices.extend(config.spec.notices)
     _read_vertex(config, environ)
     config.model_cache_dir = cache_dir(environ)
@@ -219,6 +229,7 @@ def finish(config: Config) -> None:
     if config.api_key_file:
         config.api_keys = config.api_keys + _read_key_file(config.api_key_file)
     _check_tls(config)
+    _check_tools(config)
     for spec in config.lora:
         _check_gguf(spec.path, "LoRA adapter")  # whether it fits the model is known once it loads
     for spec in config.control_vectors:
@@ -325,3 +336,42 @@ def _check_tls(config: Config) -> None:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise UsageError(f"cannot use TLS certificate {cert} with key {key}: {exc}") from None
+
+
+def _check_tools(config: Config) -> None:
+    """Tool names, the tools runtime and the MCP configuration are checked before anything starts."""
+    from llamaserve.tools.builtin import enabled_builtins
+    from llamaserve.tools.mcp_config import parse_mcp_servers
+    from llamaserve.tools.runtime import RuntimeRefused, parse_runtime
+
+    try:
+        enabled_builtins(config.tools)
+    except ValueError as exc:
+        raise UsageError(f"--tools: {exc}") from None
+    if config.tools_runtime:
+        try:
+            parse_runtime(config.tools_runtime, for_call=False)
+        except RuntimeRefused as exc:
+            raise UsageError(f"--tools-runtime: {exc.message}") from None
+    sources = []
+    if config.mcp_servers_config:
+        try:
+            sources.append((pathlib.Path(config.mcp_servers_config).read_text(encoding="utf-8"), config.mcp_servers_config))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"failed to open MCP config file: {config.mcp_servers_config}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+    if config.mcp_servers_json:
+        sources.append((config.mcp_servers_json, "--mcp-servers-json"))
+    names: set[str] = set()
+    for text, where in sources:
+        try:
+            servers, warnings = parse_mcp_servers(text, where)
+        except ValueError as exc:
+            raise UsageError(f"failed to parse MCP config: {exc}") from None
+        config.notices.extend(warnings)
+        for server in servers:
+            if server.name in names:  # one name, one server: tools are found by it
+                config.notices.append(f"{where}: MCP server name '{server.name}' given twice, the first one counts")
+                continue
+            names.add(server.name)
+            config.mcp_servers.append(server)

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 import llamaserve
-from llamaserve.api import cors_proxy, errors, webui
+from llamaserve.api import cors_proxy, errors, tools, webui
 from llamaserve.api.app import add_shared_layers
 from llamaserve.api.native import ignored_options
 from llamaserve.api.sse import json_response
@@ -152,9 +152,11 @@ def create_router_app(config: Config) -> FastAPI:
         app.state.pool = pool
         pool.start()
         log.info("models: %s; default: %s", ", ".join(catalog.entries), catalog.default or "none")
+        await tools.start(app)
         try:
             yield
         finally:
+            await tools.stop(app)
             await pool.close()
             await client.aclose()
 
@@ -171,6 +173,7 @@ def create_router_app(config: Config) -> FastAPI:
     # The chat page is the router's own (its model picker lists /v1/models and loads with /models/load):
     # opening it must not load a model.
     app.include_router(webui.router)
+    tools.install(app, config)  # the router runs the tools itself: they are no model's
 
     @app.get("/health")
     @app.get("/v1/health")

@@ -78,11 +78,9 @@ class Child:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=_child_environment(),
                 # its own session: a Ctrl-C meant for the router reaches the children only through it
                 start_new_session=True,
-                # Vertex AI's AIP_* variables are the router's (its port): a child taking AIP_HTTP_PORT would
-                # leave the loopback port it was given
-                env={k: v for k, v in os.environ.items() if not k.startswith("AIP_")},
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
@@ -173,3 +171,13 @@ class Child:
         if self.proc is not None and not self.exited.is_set():
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
+
+
+# The router serves /tools itself (its MCP servers, its tools); a child reading these would run its own too.
+_ROUTER_ONLY_ENV = ("LLAMA_ARG_TOOLS", "LLAMA_ARG_TOOLS_RUNTIME", "LLAMA_ARG_MCP_SERVERS_CONFIG", "LLAMA_ARG_MCP_SERVERS_JSON", "LLAMA_ARG_AGENT")
+
+
+def _child_environment() -> dict[str, str]:
+    # Vertex AI's AIP_* variables are the router's too (its port): a child taking AIP_HTTP_PORT would
+    # leave the loopback port it was given
+    return {k: v for k, v in os.environ.items() if k not in _ROUTER_ONLY_ENV and not k.startswith("AIP_")}

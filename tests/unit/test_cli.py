@@ -282,3 +282,16 @@ def test_reasoning_tags_and_backend_sampling_flags():
     c = parse("-bs")
     assert c.ignored == {"--backend-sampling": True}
     assert [n for n in c.notices if "-bs" in n and "CPU sampler chains" in n]
+
+
+def test_agent_turns_on_every_tool_and_the_proxy_unless_they_are_given():
+    from llamaserve.cli.parse import build_config
+
+    config, _ = build_config(["--agent"], {})
+    assert (config.tools, config.ui_mcp_proxy, config.cors_origins) == (["all"], True, "localhost")
+    config, _ = build_config(["--agent", "--tools", "read_file", "--no-ui-mcp-proxy"], {})
+    assert (config.tools, config.ui_mcp_proxy) == (["read_file"], False)
+    config, _ = build_config([], {"LLAMA_ARG_AGENT": "1"})
+    assert config.tools == ["all"]
+    config, _ = build_config(["--no-agent"], {})
+    assert (config.tools, config.ui_mcp_proxy) == ([], False)

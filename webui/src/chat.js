@@ -61,12 +61,17 @@ function historyMessages(settings, messages) {
         }));
       }
       out.push(msg);
+      // what each call gave back (run on the server, refused, or failed), right after the calls
+      for (const c of m.toolCalls || []) {
+        if (c.result !== undefined) out.push({ role: 'tool', tool_call_id: c.id, content: c.result });
+      }
     }
   }
   return out;
 }
 
-export function buildRequest(settings, messages, model) {
+// `tools`: function definitions the model may call (the server's /tools, when the settings allow them).
+export function buildRequest(settings, messages, model, tools = []) {
   const body = {};
   const extra = String(settings.extra ?? '').trim();
   if (extra) {
@@ -77,6 +82,7 @@ export function buildRequest(settings, messages, model) {
     if (raw !== '') body[f.key] = Number(raw);
   }
   if (model) body.model = model;
+  if (tools.length) body.tools = tools;
   body.messages = historyMessages(settings, messages);
   body.stream = true;
   body.stream_options = { include_usage: true };
@@ -96,6 +102,7 @@ export function applyChunk(msg, chunk) {
       for (const tc of d.tool_calls) {
         const i = Number.isInteger(tc.index) ? tc.index : calls.length;
         const call = calls[i] || (calls[i] = { id: '', name: '', arguments: '' });
+        if (!call.id && !tc.id) call.id = `call_${newId()}`; // a tool message must name the call it answers
         if (tc.id) call.id = tc.id;
         if (tc.function) {
           if (tc.function.name) call.name += tc.function.name;

@@ -18,6 +18,8 @@ export const DEFAULT_SETTINGS = {
   max_tokens: '',
   seed: '',
   extra: '',
+  useTools: true, // offer the server's tools (GET /tools) to the model when it has any
+  autoAllowTools: false, // run each tool call without asking
 };
 
 function read(key, fallback) {

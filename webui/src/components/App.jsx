@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiError, getJSON, postJSON, setApiKey, streamChat } from '../api.js';
 import { applyChunk, buildRequest, modelStatus, newId, serverDefaults, titleFrom } from '../chat.js';
+import { DENIED_TEXT, MAX_TOOL_ROUNDS, parseArguments, resultText, settled, toolByName, toolDefinitions, toolRounds } from '../tools.js';
 import { copyText } from '../clipboard.js';
 import * as store from '../storage.js';
 import { Composer } from './Composer.jsx';
@@ -36,6 +37,8 @@ export function App() {
   const [notice, setNotice] = useState(null);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [sidebarOpen, setSidebarOpen] = useState(false);
+  const [tools, setTools] = useState([]); // GET /tools: what the server lets the model call
+  const [toolsRunning, setToolsRunning] = useState(false);
   const controllerRef = useRef(null);
   const loadTokenRef = useRef(0);
   const listRef = useRef(null);
@@ -44,7 +47,13 @@ export function App() {
 
   const current = convs.find((c) => c.id === currentId) || null;
   const defaults = useMemo(() => serverDefaults(props), [props]);
-  const busy = streamingId !== null;
+  const busy = streamingId !== null || toolsRunning;
+  const toolsOffered = settings.useTools !== false && tools.length > 0;
+  // the agent loop runs across awaits: it reads the settings and tools of now, not of when it began
+  const settingsRef = useRef(settings);
+  settingsRef.current = settings;
+  const toolsRef = useRef(tools);
+  toolsRef.current = tools;
 
   // --- persistence ---
 
@@ -88,6 +97,10 @@ export function App() {
       setModels(list);
       setModel((old) => pickModel(list, old));
       setServer({ state: 'ready', message: '' });
+      // 403 when the server runs without --tools or MCP servers: then there are none to offer
+      getJSON('tools')
+        .then((list) => setTools(Array.isArray(list) ? list : []))
+        .catch(() => setTools([]));
     } catch (e) {
       if (e.status === 401) setServer({ state: 'auth', message: e.message });
       else if (e.status === 503) {
@@ -147,8 +160,9 @@ export function App() {
     stickRef.current = true;
 
     let body;
+    const offered = settingsRef.current.useTools !== false ? toolDefinitions(toolsRef.current) : [];
     try {
-      body = buildRequest(settings, history, model);
+      body = buildRequest(settings, history, model, offered);
     } catch (e) {
       assistant = { ...assistant, pending: false, error: `bad settings: ${e.message}` };
       putConv({ ...latest, messages: [...history, assistant] });
@@ -183,15 +197,86 @@ export function App() {
     } finally {
       if (frame) cancelAnimationFrame(frame);
       const { pending, ...done } = assistant;
-      putConv({ ...latest, updatedAt: Date.now(), messages: [...history, done] });
+      latest = { ...latest, updatedAt: Date.now(), messages: [...history, done] };
+      putConv(latest);
       controllerRef.current = null;
       setStreamingId(null);
     }
+    const reply = latest.messages[latest.messages.length - 1];
+    if (offered.length && !reply.error && !reply.stopped && reply.toolCalls && reply.toolCalls.length) runToolCalls(latest);
+  };
+
+  // --- server tools: the agent loop ---
+
+  // A new conversation object with the last message's call `i` changed, saved.
+  const patchCall = (conv, i, patch) => {
+    const msgs = conv.messages;
+    const last = msgs[msgs.length - 1];
+    const calls = last.toolCalls.map((c, j) => (j === i ? { ...c, ...patch } : c));
+    const next = { ...conv, updatedAt: Date.now(), messages: [...msgs.slice(0, -1), { ...last, toolCalls: calls }] };
+    putConv(next);
+    return next;
+  };
+
+  // Runs the last reply's tool calls in order (each waits for Allow unless auto-allow is on), then lets
+  // the model go on with their results. Returns at a call that waits for the user; decide() resumes it.
+  const runToolCalls = async (conv) => {
+    let c = conv;
+    const calls = () => c.messages[c.messages.length - 1].toolCalls || [];
+    setToolsRunning(true);
+    try {
+      for (let i = 0; i < calls().length; i++) {
+        const call = calls()[i];
+        if (settled(call)) continue;
+        if (!toolByName(toolsRef.current, call.name)) {
+          c = patchCall(c, i, { status: 'error', result: `Error: the server has no tool named "${call.name}"` });
+          continue;
+        }
+        if (call.status !== 'allowed' && !settingsRef.current.autoAllowTools) {
+          if (call.status !== 'pending') c = patchCall(c, i, { status: 'pending' });
+          return;
+        }
+        c = patchCall(c, i, { status: 'running' });
+        let outcome;
+        try {
+          const result = await postJSON('tools', { tool: call.name, params: parseArguments(call.arguments) });
+          outcome = { status: result && result.error ? 'error' : 'done', result: resultText(result) };
+        } catch (e) {
+          outcome = { status: 'error', result: `Error: ${e.message || e}` };
+        }
+        if (deletedRef.current.has(c.id)) return;
+        c = patchCall(c, i, outcome);
+      }
+    } finally {
+      setToolsRunning(false);
+    }
+    if (toolRounds(c.messages) >= MAX_TOOL_ROUNDS) {
+      setNotice({ kind: 'info', text: `Stopped after ${MAX_TOOL_ROUNDS} rounds of tool calls: send a message to go on.` });
+      return;
+    }
+    generate(c);
+  };
+
+  // The user's Allow or Deny on the call waiting for it.
+  const decide = (msgId, i, allow) => {
+    if (!current || busy) return;
+    const last = current.messages[current.messages.length - 1];
+    if (!last || last.id !== msgId || !last.toolCalls || !last.toolCalls[i] || last.toolCalls[i].status !== 'pending') return;
+    const next = patchCall(current, i, allow ? { status: 'allowed' } : { status: 'denied', result: DENIED_TEXT });
+    runToolCalls(next);
+  };
+
+  // Calls still waiting when the user writes instead are refused: the model then hears why.
+  const closeWaitingCalls = (conv) => {
+    const last = conv.messages[conv.messages.length - 1];
+    if (!last || !last.toolCalls || last.toolCalls.every(settled)) return conv;
+    const calls = last.toolCalls.map((c) => (settled(c) ? c : { ...c, status: 'denied', result: DENIED_TEXT }));
+    return { ...conv, messages: [...conv.messages.slice(0, -1), { ...last, toolCalls: calls }] };
   };
 
   const send = (text) => {
     const now = Date.now();
-    const base = current || { id: newId(), title: titleFrom(text), createdAt: now, updatedAt: now, messages: [] };
+    const base = current ? closeWaitingCalls(current) : { id: newId(), title: titleFrom(text), createdAt: now, updatedAt: now, messages: [] };
     const conv = { ...base, messages: [...base.messages, { id: newId(), role: 'user', content: text }] };
     openConv(conv.id);
     generate(conv);
@@ -378,12 +463,19 @@ export function App() {
                   onRegenerate={regenerate}
                   onEditSend={editSend}
                   onSaveKey={saveKey}
+                  onDecide={decide}
                 />
               ))
             ) : (
               <div class="welcome">
                 <h2>Chat with {modelLabel}</h2>
                 <p>Everything stays on this server and in this browser.</p>
+                {toolsOffered ? (
+                  <p class="tools-note">
+                    The model may use {tools.length} server tool{tools.length === 1 ? '' : 's'}
+                    {settings.autoAllowTools ? ', run without asking (see Settings).' : '; each call waits for your Allow.'}
+                  </p>
+                ) : null}
               </div>
             )}
           </div>
@@ -392,7 +484,14 @@ export function App() {
         <Composer busy={busy} disabled={false} onSend={send} onStop={stop} />
       </main>
       {settingsOpen ? (
-        <Settings settings={settings} defaults={defaults} apiKey={apiKey} onSave={saveSettings} onClose={() => setSettingsOpen(false)} />
+        <Settings
+          settings={settings}
+          defaults={defaults}
+          apiKey={apiKey}
+          toolCount={tools.length}
+          onSave={saveSettings}
+          onClose={() => setSettingsOpen(false)}
+        />
       ) : null}
     </div>
   );

@@ -13,15 +13,41 @@ function prettyArguments(text) {
   }
 }
 
-function ToolCalls({ calls }) {
+const CALL_STATUS = {
+  pending: 'waiting for your permission',
+  allowed: 'allowed',
+  running: 'running…',
+  done: 'done',
+  error: 'failed',
+  denied: 'denied',
+};
+
+function ToolCalls({ calls, canDecide, onDecide }) {
   return (
     <div class="tool-calls">
       {calls.map((c, i) => (
-        <div class="tool-call" key={c.id || i}>
+        <div class={`tool-call${c.status ? ` ${c.status}` : ''}`} key={c.id || i} data-status={c.status || ''}>
           <div class="tool-call-name">
             Tool call: <code>{c.name || '(unnamed)'}</code>
+            {c.status ? <span class="tool-call-status">{CALL_STATUS[c.status] || c.status}</span> : null}
           </div>
           {c.arguments ? <pre class="tool-call-args">{prettyArguments(c.arguments)}</pre> : null}
+          {c.status === 'pending' && canDecide ? (
+            <div class="tool-call-actions">
+              <button type="button" class="primary" onClick={() => onDecide(i, true)}>
+                Allow
+              </button>
+              <button type="button" onClick={() => onDecide(i, false)}>
+                Deny
+              </button>
+            </div>
+          ) : null}
+          {c.result !== undefined && c.status !== 'denied' ? (
+            <details class="tool-call-result">
+              <summary>Result</summary>
+              <pre>{c.result}</pre>
+            </details>
+          ) : null}
         </div>
       ))}
     </div>
@@ -43,7 +69,7 @@ function CopyButton({ text, label = 'Copy' }) {
   );
 }
 
-export function Message({ msg, isLast, busy, onRegenerate, onEditSend, onSaveKey }) {
+export function Message({ msg, isLast, busy, onRegenerate, onEditSend, onSaveKey, onDecide }) {
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState('');
   const assistant = msg.role === 'assistant';
@@ -98,7 +124,9 @@ export function Message({ msg, isLast, busy, onRegenerate, onEditSend, onSaveKey
         <div class="content user-text">{msg.content}</div>
       )}
 
-      {assistant && msg.toolCalls && msg.toolCalls.length ? <ToolCalls calls={msg.toolCalls} /> : null}
+      {assistant && msg.toolCalls && msg.toolCalls.length ? (
+        <ToolCalls calls={msg.toolCalls} canDecide={isLast && !busy} onDecide={(i, allow) => onDecide && onDecide(msg.id, i, allow)} />
+      ) : null}
       {thinking && !msg.reasoning ? <div class="typing" aria-label="Generating">…</div> : null}
 
       {msg.error ? (

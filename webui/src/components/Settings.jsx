@@ -4,7 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { SAMPLING_FIELDS, validateSettings } from '../chat.js';
 import { DEFAULT_SETTINGS } from '../storage.js';
 
-export function Settings({ settings, defaults, apiKey, onSave, onClose }) {
+export function Settings({ settings, defaults, apiKey, toolCount = 0, onSave, onClose }) {
   const [draft, setDraft] = useState({ ...settings });
   const [key, setKey] = useState(apiKey);
   const [errors, setErrors] = useState({});
@@ -22,7 +22,8 @@ export function Settings({ settings, defaults, apiKey, onSave, onClose }) {
     setErrors(errs);
     if (Object.keys(errs).length === 0) onSave(draft, key.trim());
   };
-  const reset = () => setDraft({ ...DEFAULT_SETTINGS, systemPrompt: draft.systemPrompt });
+  const reset = () =>
+    setDraft({ ...DEFAULT_SETTINGS, systemPrompt: draft.systemPrompt, useTools: draft.useTools, autoAllowTools: draft.autoAllowTools });
 
   return (
     <div class="modal-back" onClick={(e) => e.target === e.currentTarget && onClose()}>
@@ -62,6 +63,27 @@ export function Settings({ settings, defaults, apiKey, onSave, onClose }) {
           />
           {errors.extra ? <span class="field-error">{errors.extra}</span> : null}
         </label>
+        <fieldset class="field wide tools-settings">
+          <legend>Server tools ({toolCount ? `${toolCount} on this server` : 'none on this server'})</legend>
+          <label class="check">
+            <input
+              id="set-useTools"
+              type="checkbox"
+              checked={draft.useTools !== false}
+              onChange={(e) => setDraft({ ...draft, useTools: e.currentTarget.checked })}
+            />
+            Let the model call them
+          </label>
+          <label class="check">
+            <input
+              id="set-autoAllowTools"
+              type="checkbox"
+              checked={!!draft.autoAllowTools}
+              onChange={(e) => setDraft({ ...draft, autoAllowTools: e.currentTarget.checked })}
+            />
+            Run every call without asking (they can change files and run commands on the server)
+          </label>
+        </fieldset>
         <label class="field wide">
           API key (sent as a Bearer token; needed when the server runs with --api-key)
           <input id="set-apiKey" type="password" autocomplete="off" value={key} onInput={(e) => setKey(e.currentTarget.value)} />
