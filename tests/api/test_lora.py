@@ -118,8 +118,9 @@ def test_the_cache_is_not_reused_under_other_scales(client):
     # (their texts are not compared with off/on: with this adapter a prompt read from a cache and one
     # evaluated whole differ in the last bits of their logits, enough to flip a greedy pick)
     assert off != on and first["tokens_predicted"] == other["tokens_predicted"] == 8
-    # with scales nobody computed it under, nothing is reused
-    half = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.5}], id_slot=1)
+    # with scales nobody computed it under, nothing is reused (0.37: other tests here run 0.5 on a
+    # prompt that shares its opening tokens, whose cells a 0.5 request may rightly take)
+    half = complete(client, prompt=prompt, lora=[{"id": 0, "scale": 0.37}], id_slot=1)
     assert half["timings"]["cache_n"] == 0 and half["timings"]["prompt_n"] == half["tokens_evaluated"]
 
 

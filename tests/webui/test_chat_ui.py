@@ -64,6 +64,7 @@ def test_page_loads_offline_with_model_name(page, ui_server):
     assert page.title() == "llamaserve"
     page.get_by_text("SmolLM2-135M-Instruct.Q4_1.gguf").first.wait_for()
     assert page.get_by_label("Message").is_visible()
+    assert page.get_by_role("button", name="Attach").count() == 0  # a text-only model: nothing to attach
     assert page.get_by_role("button", name="Send").is_disabled()  # nothing typed yet
     # every asset and API call goes to the server itself: no CDN
     assert requests and all(u.startswith(ui_server.url) or u.startswith("data:") for u in requests), requests

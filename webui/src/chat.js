@@ -1,4 +1,5 @@
 // Pure chat logic: settings + history → request body, stream chunks → assistant message, stats text.
+import { userContent } from './media.js';
 
 export const SAMPLING_FIELDS = [
   // key in settings, request field, label, integer?
@@ -50,7 +51,7 @@ function historyMessages(settings, messages) {
   const out = [];
   if (settings.systemPrompt && settings.systemPrompt.trim()) out.push({ role: 'system', content: settings.systemPrompt });
   for (const m of messages) {
-    if (m.role === 'user') out.push({ role: 'user', content: m.content });
+    if (m.role === 'user') out.push({ role: 'user', content: userContent(m) });
     else if (m.role === 'assistant' && !m.error) {
       const msg = { role: 'assistant', content: m.content };
       if (m.toolCalls && m.toolCalls.length) {

@@ -86,9 +86,27 @@ export function normalizeConversation(raw) {
     if (Array.isArray(m.toolCalls)) {
       msg.toolCalls = m.toolCalls
         .filter((c) => c && typeof c.name === 'string')
-        .map((c) => ({ id: String(c.id || ''), name: c.name, arguments: String(c.arguments ?? '') }));
+        .map((c) => {
+          const call = { id: String(c.id || ''), name: c.name, arguments: String(c.arguments ?? '') };
+          // a call's outcome goes back to the model with the next message: kept across reloads
+          if (typeof c.result === 'string') call.result = c.result;
+          if (typeof c.status === 'string') call.status = c.status;
+          if (call.status === 'running' || call.status === 'allowed') {
+            // the page went away while it ran: the model hears that it did not finish
+            call.status = 'error';
+            call.result = 'Error: the call was interrupted (the page was closed or reloaded)';
+          }
+          return call;
+        });
     }
     for (const k of ['usage', 'timings']) if (m[k] && typeof m[k] === 'object') msg[k] = m[k];
+    if (Array.isArray(m.attachments)) {
+      // only data: URLs of images and audio: an imported chat must not make the page fetch anything
+      const kept = m.attachments.filter(
+        (a) => a && (a.kind === 'image' || a.kind === 'audio') && typeof a.url === 'string' && a.url.startsWith(`data:${a.kind}/`),
+      );
+      if (kept.length) msg.attachments = kept.map((a) => ({ kind: a.kind, name: String(a.name || ''), type: String(a.type || ''), url: a.url }));
+    }
     messages.push(msg);
   }
   const firstUser = messages.find((m) => m.role === 'user');

@@ -4,6 +4,7 @@ import { ApiError, getJSON, postJSON, setApiKey, streamChat } from '../api.js';
 import { applyChunk, buildRequest, modelStatus, newId, serverDefaults, titleFrom } from '../chat.js';
 import { DENIED_TEXT, MAX_TOOL_ROUNDS, parseArguments, resultText, settled, toolByName, toolDefinitions, toolRounds } from '../tools.js';
 import { copyText } from '../clipboard.js';
+import { acceptedTypes } from '../media.js';
 import * as store from '../storage.js';
 import { Composer } from './Composer.jsx';
 import { KeyForm } from './KeyForm.jsx';
@@ -274,10 +275,13 @@ export function App() {
     return { ...conv, messages: [...conv.messages.slice(0, -1), { ...last, toolCalls: calls }] };
   };
 
-  const send = (text) => {
+  const send = (text, attachments = []) => {
     const now = Date.now();
-    const base = current ? closeWaitingCalls(current) : { id: newId(), title: titleFrom(text), createdAt: now, updatedAt: now, messages: [] };
-    const conv = { ...base, messages: [...base.messages, { id: newId(), role: 'user', content: text }] };
+    const title = titleFrom(text || attachments.map((a) => a.name).join(', '));
+    const base = current ? closeWaitingCalls(current) : { id: newId(), title, createdAt: now, updatedAt: now, messages: [] };
+    const user = { id: newId(), role: 'user', content: text };
+    if (attachments.length) user.attachments = attachments; // kept with the conversation, sent as content parts
+    const conv = { ...base, messages: [...base.messages, user] };
     openConv(conv.id);
     generate(conv);
   };
@@ -481,7 +485,14 @@ export function App() {
           </div>
         </div>
 
-        <Composer busy={busy} disabled={false} onSend={send} onStop={stop} />
+        <Composer
+          busy={busy}
+          disabled={false}
+          onSend={send}
+          onStop={stop}
+          accept={acceptedTypes(props)}
+          onError={(text) => setNotice({ kind: 'error', text })}
+        />
       </main>
       {settingsOpen ? (
         <Settings

@@ -123,6 +123,17 @@ export function Message({ msg, isLast, busy, onRegenerate, onEditSend, onSaveKey
       ) : (
         <div class="content user-text">{msg.content}</div>
       )}
+      {msg.attachments && msg.attachments.length ? (
+        <div class="msg-attachments">
+          {msg.attachments.map((a, i) =>
+            a.kind === 'image' ? (
+              <img key={i} src={a.url} alt={a.name} title={a.name} />
+            ) : (
+              <audio key={i} controls src={a.url} title={a.name} />
+            ),
+          )}
+        </div>
+      ) : null}
 
       {assistant && msg.toolCalls && msg.toolCalls.length ? (
         <ToolCalls calls={msg.toolCalls} canDecide={isLast && !busy} onDecide={(i, allow) => onDecide && onDecide(msg.id, i, allow)} />
