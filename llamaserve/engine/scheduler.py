@@ -565,6 +565,7 @@ class Scheduler:
         for slot in generating:
             slot.i_batch = batch.add(slot.next_token, slot.n_past, slot.id, True)
         drafted = self._add_drafts(generating, limit)
+        t_step = time.perf_counter()  # (a draft model's own time is not the verification's)
         chunks: list[tuple[Slot, int]] = []
         if self.config.cont_batching or not generating:
             prompting = sorted(
@@ -623,6 +624,9 @@ class Scheduler:
                 self._verify(slot, out)
             else:
                 self._sample(slot, out)
+        if not chunks and self.speculator is not None:
+            # what a step of this many positions costs, decode and sampling: the draft planner's measure
+            self.speculator.step_cost.record(batch.n, time.perf_counter() - t_step)
 
     # --- images and audio ---
 
@@ -700,6 +704,7 @@ class Scheduler:
         if not wants:
             return set()
         spec.propose(wants)
+        spec.trim([s.drafting for s in generating if s.drafting is not None and s.drafting.draft], len(generating))
         batch = self.batch
         drafted = set()
         for slot in generating:

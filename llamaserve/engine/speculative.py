@@ -26,6 +26,7 @@ import numpy as np
 from llamaserve.config import SPEC_TYPES_NOT_BUILT as NOT_BUILT
 from llamaserve.config import Config
 from llamaserve.engine.drafts.budget import DraftBudget
+from llamaserve.engine.drafts.planner import StepCost, acceptance, plan
 from llamaserve.engine.drafts.draft_model import DraftModel, DraftRequest
 from llamaserve.engine.drafts.ngram import NgramMod, ngram_simple
 from llamaserve.engine.drafts.synthetic import SynthError, conditional, synth_rates
@@ -60,6 +61,7 @@ class SlotDrafting:
     rng: random.Random | None = None  # synthetic acceptance draws
     n_drafted: int = 0
     n_accepted: int = 0
+    n_reached: int = 0  # draft positions verification reached (all before them kept): planner.acceptance
     source: str = ""  # the type that made the current draft
     draft: list[int] = field(default_factory=list)  # this step's draft (in the batch after the pending token)
     i_batch: list[int] = field(default_factory=list)  # batch indices: the pending token, then each draft token
@@ -90,6 +92,7 @@ class Speculator:
             log.warning("-md %s is not loaded: --spec-type does not name draft-simple", spec.draft_model)
         self.config = spec
         self.mod: NgramMod | None = None
+        self.step_cost = StepCost()  # the scheduler records its generation steps here
         try:
             rates = synth_rates(spec.synth_len, spec.synth_rates, self.n_max(self.defaults))
         except SynthError as exc:
@@ -185,8 +188,19 @@ class Speculator:
             for r, state in model_requests:
                 state.draft, state.source = drafts.get(r.seq, []), "draft-simple"
 
+    def trim(self, states: list[SlotDrafting], n_base: int) -> None:
+        """Cut this step's drafts to what is worth verifying with the step's other positions (n_base,
+        one per generating slot) on this machine (drafts/planner.py)."""
+        if not states or self.synth:  # synthetic acceptance (benchmarking) verifies what it drafted
+            return
+        ks = plan([len(s.draft) for s in states], [acceptance(s.n_reached, s.n_accepted) for s in states],
+                  [s.n_reached for s in states], n_base, self.step_cost.fixed_ratio())
+        for state, k in zip(states, ks):
+            del state.draft[k:]
+
     def verified(self, state: SlotDrafting, n_accepted: int) -> None:
         """A draft was verified: n_accepted of its tokens kept."""
+        state.n_reached += n_accepted + (n_accepted < len(state.draft))
         state.budget.verified(len(state.draft), n_accepted)
         if state.source == "ngram-mod" and self.mod is not None and n_accepted == 0 and state.budget.misses >= 5:
             # its table keeps predicting what this text does not do: start it afresh (as llama-server)

@@ -139,3 +139,50 @@ def test_timings_show_drafts_only_for_a_task_that_drafted():
     assert "draft_n" not in Timings(predicted_n=3).as_dict()
     t = Timings(predicted_n=3, draft_n=8, draft_n_accepted=5).as_dict()
     assert (t["draft_n"], t["draft_n_accepted"]) == (8, 5)
+
+
+# --- the step planner (engine/drafts/planner.py) ---
+
+from llamaserve.engine.drafts.planner import DEFAULT_FIXED, StepCost, acceptance, plan  # noqa: E402
+
+KNOWN = 100  # reached positions: past exploration
+
+
+@pytest.mark.parametrize("proposed, rates, n_base, fixed, expected", [
+    # one client, a fixed part worth two positions: tokens are added while each raises tokens/s
+    ([16], [0.8], 1, 2.0, [3]),
+    # four clients fill the fixed part themselves: one token each is all that still pays
+    ([16, 16, 16, 16], [0.79] * 4, 4, 2.0, [1, 1, 1, 1]),
+    # no fixed part: a position costs what it brings unless every token is accepted
+    ([8], [0.9], 1, 0.0, [0]),
+    ([8], [1.0], 1, 0.0, [0]),  # (equal: nothing gained, not taken)
+    # the likelier slot drafts first and longer
+    ([8, 8], [0.95, 0.3], 2, 2.0, [6, 0]),
+    # nothing proposed, nothing verified
+    ([0, 5], [0.9, 0.9], 2, 2.0, [0, 4]),
+])
+def test_plan_adds_draft_tokens_while_they_pay(proposed, rates, n_base, fixed, expected):
+    assert plan(proposed, rates, [KNOWN] * len(proposed), n_base, fixed) == expected
+
+
+def test_a_slot_whose_rate_is_unknown_verifies_its_whole_draft():
+    assert plan([6, 6], [0.1, 0.1], [0, KNOWN], 2, 2.0) == [6, 0]
+
+
+def test_acceptance_starts_at_one_in_two_and_follows_what_was_kept():
+    assert acceptance(0, 0) == 0.5
+    assert acceptance(98, 97) == pytest.approx(0.98)
+
+
+def test_step_cost_finds_the_fixed_part_of_a_step():
+    cost = StepCost()
+    assert cost.fixed_ratio() == DEFAULT_FIXED  # nothing measured yet
+    for _ in range(3):
+        for n in range(1, 9):
+            cost.record(n, 0.010 + 0.005 * n)
+    assert cost.fixed_ratio() == pytest.approx(2.0)
+    narrow = StepCost()
+    for _ in range(20):
+        narrow.record(4, 0.02)
+        narrow.record(5, 0.03)
+    assert narrow.fixed_ratio() == DEFAULT_FIXED  # one or two sizes: not told apart
