@@ -91,6 +91,20 @@ def settle(launched: list["Launched"], limit: float = 30.0) -> float:
     return time.time() - t0
 
 
+def _results_dir() -> pathlib.Path:
+    path = pathlib.Path("bench/results")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _server_flags(args, model: str, parallel: int | None = None) -> list[str]:
+    """The flags llamaserve and llama-server both start with (-np only where given: else each one's default).
+    --no-repack on both: native ggml builds crash in AMX kernels on CPUs that advertise AMX in some VMs."""
+    flags = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-c", str(args.ctx), "-t", str(args.threads),
+             "-b", str(args.batch), "--no-repack"]
+    return flags + (["-np", str(parallel)] if parallel is not None else [])
+
+
 def _default_model() -> str:
     from llamaserve.config import bundled_model_path
 
@@ -198,20 +212,17 @@ def main() -> None:
         return
 
     model = args.model or _default_model()
-    log_dir = pathlib.Path("bench/results")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-np", str(args.parallel), "-c", str(args.ctx),
-              "-t", str(args.threads), "-b", str(args.batch)]
+    log_dir = _results_dir()
+    common = _server_flags(args, model, args.parallel)
     servers: list[tuple[str, str, str]] = []  # (name, url, api)
     launched: list[Launched] = []
     try:
         if not args.no_ours:
-            ours = Launched("llamaserve", [sys.executable, "-m", "llamaserve", *common, "--no-repack"], "native", "/health", log_dir)
+            ours = Launched("llamaserve", [sys.executable, "-m", "llamaserve", *common], "native", "/health", log_dir)
             launched.append(ours)
             servers.append(("llamaserve", ours.url, "native"))
         if args.llama_server:
-            # --no-repack on both: native ggml builds crash in AMX kernels on CPUs that advertise AMX in some VMs
-            theirs = Launched("llama-server", [args.llama_server, *common, "--no-repack", "--no-webui"], "native", "/health", log_dir)
+            theirs = Launched("llama-server", [args.llama_server, *common, "--no-webui"], "native", "/health", log_dir)
             launched.append(theirs)
             servers.append(("llama-server", theirs.url, "native"))
         if args.python_peer:
@@ -291,10 +302,8 @@ def run_cache_workloads(args, workloads: list[str]) -> None:
     if unknown:
         raise SystemExit(f"unknown workload(s) {', '.join(unknown)}: choose from levels, {', '.join(WORKLOADS)}")
     model = args.model or _default_model()
-    log_dir = pathlib.Path("bench/results")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-c", str(args.ctx), "-t", str(args.threads),
-              "-b", str(args.batch), "--no-repack"]
+    log_dir = _results_dir()
+    common = _server_flags(args, model)
     servers = [("llamaserve", [sys.executable, "-m", "llamaserve", *common])]
     if args.llama_server:
         servers.append(("llama-server", [args.llama_server, *common, "--no-webui"]))
@@ -329,10 +338,8 @@ def run_spec_workloads(args, workloads: list[str]) -> None:
     and without the same flags, all started once with identical settings; at each level every server
     in turn (the order rotating per round), waiting for all of them to be idle before each."""
     model = args.model or _default_model()
-    log_dir = pathlib.Path("bench/results")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-np", str(max(args.concurrency)), "-c", str(args.ctx),
-              "-t", str(args.threads), "-b", str(args.batch), "--no-repack"]
+    log_dir = _results_dir()
+    common = _server_flags(args, model, max(args.concurrency))
     spec = shlex.split(args.spec_args)
     configs = [("llamaserve", [sys.executable, "-m", "llamaserve", *common]),
                ("llamaserve+drafts", [sys.executable, "-m", "llamaserve", *common, *spec])]
@@ -382,10 +389,8 @@ def run_soak(args) -> None:
     """The soak on llamaserve, then (with --llama-server) on llama-server with the same settings, each
     freshly started, at the first --concurrency level."""
     model = args.model or _default_model()
-    log_dir = pathlib.Path("bench/results")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    common = ["-m", model, "--host", "127.0.0.1", "--port", "{port}", "-np", str(args.parallel), "-c", str(args.ctx),
-              "-t", str(args.threads), "-b", str(args.batch), "--no-repack"]
+    log_dir = _results_dir()
+    common = _server_flags(args, model, args.parallel)
     configs = [("llamaserve", [sys.executable, "-m", "llamaserve", *common])]
     if args.llama_server:
         configs.append(("llama-server", [args.llama_server, *common, "--no-webui"]))

@@ -15,8 +15,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import os
-import urllib.parse
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -29,36 +27,12 @@ from llamaserve.errors import InvalidRequest, MediaUnsupported, ServerError
 log = logging.getLogger("llamaserve.engine")
 
 MARKER = "<__media__>"  # libmtmd's default media marker, as llama-server puts it in prompts
-MAX_FILE_BYTES = 64 << 20  # as protocol/media.py's limit on inline media
 EMBD_CACHE_BYTES = 256 << 20  # encoded media kept for follow-up turns that carry the same image
 
 
 class ProjectorLoadError(ServerError):
     status = 500
     type = "server_error"
-
-
-def read_media_file(url: str, media_path: str) -> bytes:
-    """A file:// URL's bytes: its path is relative to --media-path, and a path that climbs out of it
-    ("..", absolute) or resolves out of it through a link is refused."""
-    if not media_path:
-        raise InvalidRequest("file:// URLs are not allowed unless --media-path is specified")
-    rel = urllib.parse.unquote(url[len("file://"):])
-    parts = rel.replace("\\", "/").split("/")
-    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in rel:
-        raise InvalidRequest(f"file path is not allowed: {rel}")
-    root = os.path.realpath(media_path)
-    real = os.path.realpath(os.path.join(root, *parts))
-    if os.path.commonpath([root, real]) != root:
-        raise InvalidRequest(f"file path is not allowed: {rel} (it leads outside --media-path)")
-    try:
-        with open(real, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError:
-        raise InvalidRequest(f"file does not exist or cannot be opened: {rel}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise InvalidRequest(f"{rel}: the file is larger than {MAX_FILE_BYTES} bytes")
-    return data
 
 
 def pseudo_id(key: str) -> int:
@@ -152,7 +126,7 @@ class Projector:
             # slots here keep one position per token
             self.close()
             raise ProjectorLoadError(f"{path}: projectors for M-RoPE models (Qwen2-VL and kin) are not supported yet")
-        self.n_embd = ll.llama_model_n_embd_inp(model) if hasattr(ll, "llama_model_n_embd_inp") else ll.llama_model_n_embd(model)
+        self.n_embd = ll.llama_model_n_embd_inp(model)  # the width of the embeddings the model reads
         self._embd: OrderedDict[str, np.ndarray] = OrderedDict()
         self._embd_bytes = 0
         self.n_encoded = 0  # media chunks encoded, and taken from the cache instead (/props "media")

@@ -17,7 +17,7 @@ import llama_cpp.llama_cpp as ll
 from llamaserve.config import Config
 from llamaserve.engine.control_vector import ControlVectorError, apply_control_vectors
 from llamaserve.engine.lora import LoraSet
-from llamaserve.engine.media import MARKER, MediaPrompt, Projector, ProjectorLoadError, read_media_file
+from llamaserve.engine.media import MARKER, MediaPrompt, Projector, ProjectorLoadError
 from llamaserve.engine.model_params import ParamError, apply_context_params, build_model_params
 from llamaserve.engine.numa import NumaError, init_numa
 from llamaserve.engine.threads import ThreadpoolError, make_threadpools
@@ -193,13 +193,11 @@ class Model:
         log.info("multimodal projector loaded: %s", ", ".join(k for k, v in p.modalities.items() if v) or "no input modality")
         return p
 
-    def tokenize_media(self, text: str, media: list, add_special: bool = True, parse_special: bool = True) -> MediaPrompt:
-        """A prompt of text with media markers and the media they stand for: bytes, or file:// URLs
-        read under --media-path (engine/media.py)."""
+    def tokenize_media(self, text: str, media: list[bytes], add_special: bool = True, parse_special: bool = True) -> MediaPrompt:
+        """A prompt of text with media markers and the media (bytes) they stand for (engine/media.py)."""
         if self.projector is None:
             raise MediaUnsupported('"prompt"', "multimodal")
-        data = [m if isinstance(m, bytes) else read_media_file(m.url, self.config.media_path) for m in media]
-        return self.projector.tokenize(text, data, add_special, parse_special)
+        return self.projector.tokenize(text, media, add_special, parse_special)
 
     def _init_context(self, config: Config, path: str, t0: float) -> None:
         self.vocab = ll.llama_model_get_vocab(self.model)

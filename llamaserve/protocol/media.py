@@ -1,15 +1,14 @@
 """Media in requests, as the API families send it, made into what the engine's media tokenizer takes:
-the bytes of each image or audio clip (or a file:// URL the engine reads under --media-path), in the
-order of the markers put where they sit in the prompt text.
+the bytes of each image or audio clip, in the order of the markers put where they sit in the prompt text.
 
-Pure: base64 is decoded here; files and the network are not touched.
+Pure: base64 is decoded here. File and http(s) URLs were read before the body got here
+(api/media_fetch.py puts them in as data: URIs); none is read here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
 from llamaserve.errors import InvalidRequest
 
@@ -17,11 +16,10 @@ MARKER = "<__media__>"  # libmtmd's default marker (engine/media.py uses the sam
 MAX_MEDIA_BYTES = 64 << 20  # one image or clip, decoded
 
 
-@dataclass(frozen=True)
-class MediaFile:
-    """A file:// URL: read by the engine side, only under --media-path."""
-
-    url: str
+def data_uri(data: bytes | str) -> str:
+    """Media (bytes, or base64 text) as a data: URI the chat plan reads back. The type is a placeholder:
+    libmtmd tells the format from the bytes."""
+    return "data:image/*;base64," + (data if isinstance(data, str) else base64.b64encode(data).decode())
 
 
 def b64(data: str, where: str) -> bytes:
@@ -38,9 +36,9 @@ def b64(data: str, where: str) -> bytes:
     return raw
 
 
-def from_url(url, where: str) -> bytes | MediaFile:
-    """A media URL as llama-server takes it: a data: URI (image/, audio/ or video/, base64), a file:// URL
-    (read under --media-path), or bare base64. Remote http(s) URLs are not fetched."""
+def from_url(url, where: str) -> bytes:
+    """A media URL as llama-server takes it: a data: URI (image/, audio/ or video/, base64) or bare base64.
+    File and http(s) URLs arrive here already read (api/media_fetch.py); one that did not is refused."""
     if not isinstance(url, str) or not url:
         raise InvalidRequest(f"{where}: the media URL must be a non-empty string")
     if url.startswith("data:"):
@@ -52,15 +50,13 @@ def from_url(url, where: str) -> bytes | MediaFile:
         if not head.endswith("base64"):
             raise InvalidRequest(f"{where}: the data: URI must be base64 encoded")
         return b64(data, where)
-    if url.startswith("file://"):
-        return MediaFile(url)
-    if url.startswith(("http://", "https://")):
-        raise InvalidRequest(f"{where}: remote media URLs are not fetched by this server; send the media inline "
-                             "as a data: URL (or a file:// URL under --media-path)")
+    if url.startswith(("file://", "http://", "https://")):
+        raise InvalidRequest(f"{where}: a file or remote media URL is read only where the chat routes take it "
+                             "(image_url, input_audio, input_image, an Anthropic url source); send the media inline")
     return b64(url, where)
 
 
-def openai_part(part: dict, where: str) -> bytes | MediaFile | None:
+def openai_part(part: dict, where: str) -> bytes | None:
     """An OpenAI chat content part's media (image_url, input_audio), None for other parts."""
     kind = part.get("type")
     if kind == "image_url":

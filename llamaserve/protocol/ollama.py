@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from llamaserve.engine.types import Result, Task, TokenProb
 from llamaserve.errors import InvalidRequest
+from llamaserve.protocol import media as media_input
 from llamaserve.protocol import native, openai
 from llamaserve.protocol.openai import validate_model
 from llamaserve.protocol.task_defaults import TaskDefaults
@@ -165,8 +166,7 @@ def _with_images(text: str, images: Any, where: str) -> str | list[dict[str, Any
         return text
     if not isinstance(images, list) or not all(isinstance(b, str) for b in images):
         raise InvalidRequest(f'{where}: "images" must be an array of base64 strings')
-    # the type is a placeholder: libmtmd recognises the format from the bytes
-    return [{"type": "text", "text": text}] + [{"type": "image_url", "image_url": {"url": b if b.startswith("data:") else "data:image/*;base64," + b}}
+    return [{"type": "text", "text": text}] + [{"type": "image_url", "image_url": {"url": b if b.startswith("data:") else media_input.data_uri(b)}}
                                                for b in images]
 
 

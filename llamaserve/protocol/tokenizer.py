@@ -18,6 +18,6 @@ class Tokenizer(Protocol):
     def detokenize(self, tokens: list[int], special: bool = False) -> str: ...
 
     def tokenize_media(self, text: str, media: list) -> Any:
-        """Text with media markers and the media (bytes, or protocol.media.MediaFile) they stand for, as a
+        """Text with media markers and the media (bytes) they stand for, as a
         prompt whose `tokens`, `spans` and `owner` the tasks carry; MediaUnsupported without a projector."""
         ...
