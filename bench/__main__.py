@@ -9,6 +9,8 @@ Examples:
   python -m bench --llama-server /path/to/llama-server --workload multiturn,shared-prefix --rounds 2
   # speculative decoding (bench/speculative.py): plain, with n-gram drafts, llama-server with the same drafts
   python -m bench --llama-server /path/to/llama-server --workload grounded,no-reuse --concurrency 1,4 --rounds 3
+  # the bundled model local and with its layers on two rpc-servers on loopback (ggml RPC)
+  python -m bench --rpc 2 --concurrency 1,4 -np 4 --rounds 2
   # the soak (bench/soak.py): every kind of request for a long time, the process watched, every answer checked
   python -m bench --soak 20000 --concurrency 16 -np 4 [--llama-server /path/to/llama-server]
 """
@@ -69,6 +71,15 @@ class Launched:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class RpcServer:
+    """A `llamaserve rpc-server` started for --rpc N: stopped with the servers, never measured itself."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.name = proc, "rpc-server"
+
+    stop = Launched.stop
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -182,6 +193,8 @@ def main() -> None:
     ap.add_argument("--batched-bench", metavar="PATH", help="llama-batched-bench, for the engine ceiling")
     ap.add_argument("--python-peer", action="store_true", help="also start llama-cpp-python's server (OpenAI API)")
     ap.add_argument("--no-ours", action="store_true", help="do not start llamaserve")
+    ap.add_argument("--rpc", type=int, default=0, metavar="N",
+                    help="also start llamaserve with the model's layers on N `llamaserve rpc-server` processes on loopback")
     ap.add_argument("-m", "--model", default=None, help="GGUF model (default: the bundled SmolLM2)")
     ap.add_argument("-np", "--parallel", type=int, default=8)
     ap.add_argument("-c", "--ctx", type=int, default=8192)
@@ -221,6 +234,20 @@ def main() -> None:
             ours = Launched("llamaserve", [sys.executable, "-m", "llamaserve", *common], "native", "/health", log_dir)
             launched.append(ours)
             servers.append(("llamaserve", ours.url, "native"))
+        if args.rpc:
+            # the same model with its layers on N `llamaserve rpc-server` processes on loopback (ggml RPC)
+            endpoints = []
+            for i in range(args.rpc):
+                port = _free_port()
+                rpc_log = open(log_dir / f"rpc-server-{i}.log", "w")
+                launched.append(RpcServer(subprocess.Popen([sys.executable, "-m", "llamaserve", "rpc-server", "-p", str(port),
+                                                            "-t", str(args.threads)], stdout=rpc_log, stderr=subprocess.STDOUT)))
+                endpoints.append(f"127.0.0.1:{port}")
+            time.sleep(2)
+            remote = Launched("llamaserve-rpc", [sys.executable, "-m", "llamaserve", *common, "--rpc", ",".join(endpoints)],
+                              "native", "/health", log_dir)
+            launched.append(remote)
+            servers.append(("llamaserve-rpc", remote.url, "native"))
         if args.llama_server:
             theirs = Launched("llama-server", [args.llama_server, *common, "--no-webui"], "native", "/health", log_dir)
             launched.append(theirs)

@@ -248,6 +248,7 @@ class Config:
     n_cpu_moe: int = 0
     n_cpu_ffn: int = 0
     devices: list[str] = field(default_factory=list)  # [] = every device; ["none"] = no offload
+    rpc_servers: list[str] = field(default_factory=list)  # --rpc host:port,...: their devices join the list
     split_mode: str = "layer"
     tensor_split: list[float] = field(default_factory=list)
     main_gpu: int = 0

@@ -8,6 +8,7 @@ error, stop the scheduler thread and exit 0. A second SIGINT quits at once.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -23,6 +24,7 @@ from llamaserve.logs import setup_logging
 log = logging.getLogger("llamaserve")
 
 _ENGINE_STOP_S = 60.0  # how long a stopping engine may take to finish its current step
+_LOST_EXIT_S = 1.5  # after a lost RPC server: time to send the clients their errors before exiting
 
 
 def announce_notices(config: Config) -> None:
@@ -125,6 +127,28 @@ class _Server(uvicorn.Server):
         self._on_stop_signal(sig)
 
 
+def _exit_when_rpc_is_lost(config: Config, scheduler) -> None:
+    """A lost RPC server takes part of the model and its KV cache with it, and ggml's client cannot
+    reconnect: the requests in flight get a 500 naming it, /health and new requests a 503, and after
+    a moment to send those the process exits 1, for its supervisor (or the router) to start it again."""
+    from llamaserve.engine.rpc import watch_aborts
+    from llamaserve.errors import ServerError
+
+    def on_lost(reason: str) -> None:
+        log.error("%s: the model's layers there are gone; answering the requests in flight and exiting", reason)
+        scheduler.lose(ServerError(reason))
+
+        def leave() -> None:
+            log.error("exiting: %s", reason)
+            for handler in logging.getLogger().handlers + log.handlers:
+                handler.flush()
+            os._exit(1)
+
+        threading.Timer(_LOST_EXIT_S, leave).start()
+
+    watch_aborts(config.rpc_servers, on_lost)
+
+
 def run(config: Config) -> int:
     setup_logging(config)
     announce_notices(config)
@@ -141,6 +165,8 @@ def run(config: Config) -> int:
             sock.close()
         return 1
     scheduler = app.state.bridge.scheduler
+    if config.rpc_servers:
+        _exit_when_rpc_is_lost(config, scheduler)
     grace_timer: list[threading.Timer] = []
 
     def on_stop_signal(sig: int) -> None:

@@ -41,6 +41,8 @@ class EngineBridge:
 
     @property
     def model(self):
+        if self.scheduler.failure is not None:
+            raise Unavailable(self.scheduler.failure.message)
         if not self.scheduler.ready.is_set() or self.scheduler.model is None:
             raise Unavailable("Loading model")
         return self.scheduler.model

@@ -156,6 +156,8 @@ async def props(request: Request) -> Response:
         "model_ftype": info.ftype,
         "model_path": info.path,
         "modalities": model.modalities,
+        # llamaserve's own: which device holds how many layers (--rpc servers, GPUs), as libllama placed them
+        "devices": {"rpc_servers": config.rpc_servers, **model.placement_json()},
         # llamaserve's own: the projector (--mmproj) and its encodings: made, and spared by its cache
         "media": model.projector.info() if model.projector is not None else None,
         "endpoint_slots": config.endpoint_slots,

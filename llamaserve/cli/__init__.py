@@ -10,6 +10,11 @@ __all__ = ["FLAGS", "Flag", "main", "parse_args", "read_models_preset"]
 def main(argv=None) -> None:
     import sys
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["rpc-server"]:
+        from llamaserve.cli.rpc_server import main as rpc_server
+
+        sys.exit(rpc_server(argv[1:]))
     config = parse_args(argv)
     from llamaserve.server import run
 

@@ -73,7 +73,6 @@ PRESETS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("--vision-gemma-12b-default", "Gemma 3 12B QAT", ("-hf", "ggml-org/gemma-3-12b-it-qat-GGUF", "--port", "8014", "-c", "0", "--jinja")),
 )
 DOCKER = "downloading models from Docker Hub is not implemented: use -hf <user>/<repo>[:quant] or a local GGUF with -m"
-RPC = "ggml RPC (layers on other machines) is not implemented yet"
 
 # speculative decoding options that do not act here (see engine/speculative.py for the types built)
 MAP_NOOP = "has no effect: the ngram-map-k and ngram-map-k4v types are not built (--spec-type names them, start-up says so)"
@@ -170,7 +169,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-fit", "--fit"), "fit", "fit unset parameters to free device memory: on or off (default: on)", v.on_off, "LLAMA_ARG_FIT", metavar="[on|off]", noop=FIT_NOOP),
     Flag(("-fitt", "--fit-target"), "fit_target", "MiB of memory to leave free per device for --fit", v.int_list, "LLAMA_ARG_FIT_TARGET", metavar="MiB0,MiB1,MiB2,...", noop=FIT_NOOP),
     Flag(("-fitc", "--fit-ctx"), "fit_ctx", "smallest context --fit may choose (default: 4096)", v.nonneg_int, "LLAMA_ARG_FIT_CTX", noop=FIT_NOOP),
-    Flag(("--rpc",), "", "comma-separated ggml RPC servers (host:port) whose devices join the model's", str, "LLAMA_ARG_RPC", metavar="SERVERS", needs=RPC),
+    Flag(("--rpc",), "rpc_servers", "comma-separated ggml RPC servers (host:port, from `llamaserve rpc-server` or llama.cpp's rpc-server) whose devices join the model's", v.endpoints, "LLAMA_ARG_RPC", metavar="SERVERS"),
 
     # --- threads ---
     Flag(("-t", "--threads"), "n_threads", "CPU threads for generation (default: -1 = all cores)", v.integer, "LLAMA_ARG_THREADS"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import textwrap
 
 from llamaserve.cli.flags import FLAGS, Flag
@@ -57,9 +58,11 @@ def version() -> str:
             f"{info['system_info']}")
 
 
-def list_devices() -> str:
+def list_devices(config: Config) -> str:
     from llamaserve.engine.devices import devices
+    from llamaserve.engine.rpc import add_servers
 
+    add_servers(config.rpc_servers)  # as llama-server: --rpc's devices are listed with the local ones
     lines = ["Available devices:"]
     for dev in devices():
         lines.append(f"  {dev.name}: {dev.description} ({dev.kind}, {dev.memory_total >> 20} MiB, {dev.memory_free >> 20} MiB free; "
@@ -97,6 +100,15 @@ def run_command(command: str, config: Config) -> int:
     if command == "cache_list":
         print(cache_list(config))
         return 0
-    text = {"help": usage, "version": version, "list_devices": list_devices, "completion_bash": completion_bash}[command]()
+    if command == "list_devices":
+        from llamaserve.engine.rpc import RpcError
+
+        try:
+            print(list_devices(config))
+        except RpcError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    text = {"help": usage, "version": version, "completion_bash": completion_bash}[command]()
     print(text)
     return 0

@@ -140,6 +140,12 @@ def build_config(argv: Sequence[str], environ: dict[str, str]) -> tuple[Config, 
             values[flag.key] = (flag, variable, value)
 
     gpu: bool | None = None
+    if "rpc_servers" in values:
+        from llamaserve.engine.rpc import HOW_TO_GET_RPC, available
+
+        if not available():
+            raise UsageError(f"{values['rpc_servers'][1]}: {HOW_TO_GET_RPC}")
+        gpu = True  # the RPC servers' devices take offloaded layers as a GPU would
     for key, (flag, where, value) in values.items():
         if flag.needs and (flag.asks is None or flag.asks(value)):
             raise UsageError(f"{where}: {flag.needs}")

@@ -252,6 +252,21 @@ def scaled_argv(name: str):
 lora_argv = scaled_argv("--lora-scaled")
 
 
+def endpoints(text: str) -> list[str]:
+    """--rpc: comma-separated host:port (IPv6 in brackets)."""
+    from llamaserve.engine.rpc import parse_endpoint  # no libggml is loaded for this
+
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise BadValue("no RPC servers given (host:port,...)")
+    for item in items:
+        try:
+            parse_endpoint(item)
+        except ValueError as exc:
+            raise BadValue(str(exc)) from None
+    return items
+
+
 def listed(text: str) -> list[str]:
     return [text]  # one value of a repeatable string flag
 

@@ -62,6 +62,11 @@ def _ggml() -> ctypes.CDLL:
     return _ggml.lib
 
 
+def ggml_libraries() -> tuple[ctypes.CDLL, ctypes.CDLL]:
+    """(libggml, libggml-base) as libllama uses them, with the device functions typed."""
+    return _ggml(), _ggml.base
+
+
 @dataclass(frozen=True)
 class Device:
     handle: int
@@ -93,6 +98,11 @@ def devices() -> list[Device]:
             buffer_type=base.ggml_backend_buft_name(buft).decode() if buft else "",
         ))
     return out
+
+
+def descriptions() -> dict[str, str]:
+    """Device name -> description (an RPC device's is its server's host:port)."""
+    return {d.name: d.description for d in devices()}
 
 
 def offload_devices() -> list[Device]:

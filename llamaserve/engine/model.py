@@ -15,11 +15,16 @@ from dataclasses import dataclass
 import llama_cpp.llama_cpp as ll
 
 from llamaserve.config import Config
+from llamaserve.engine import placement
+from llamaserve.engine.devices import descriptions as device_descriptions
 from llamaserve.engine.control_vector import ControlVectorError, apply_control_vectors
 from llamaserve.engine.lora import LoraSet
 from llamaserve.engine.media import MARKER, MediaPrompt, Projector, ProjectorLoadError
 from llamaserve.engine.model_params import ParamError, apply_context_params, build_model_params
 from llamaserve.engine.numa import NumaError, init_numa
+from llamaserve.engine.rpc import RpcError
+from llamaserve.engine.rpc import add_servers as add_rpc_servers
+from llamaserve.engine.rpc import detect_dead_peers
 from llamaserve.engine.threads import ThreadpoolError, make_threadpools
 from llamaserve.engine.warmup import warm_up
 from llamaserve.errors import MediaUnsupported, ServerError, Unavailable
@@ -90,6 +95,10 @@ def _llama_log(level, text, user_data):  # pragma: no cover - called from C
     if level == _GGML_LOG_LEVEL_ERROR:
         # kept so that a failed load (e.g. a LoRA adapter for another model) can say why
         _llama_log.last_error = text.decode("utf-8", "replace").strip()
+    if _llama_log.placement is not None:
+        line = text.decode("utf-8", "replace").strip()
+        if placement.wanted(line):
+            _llama_log.placement.append(line)
     if _llama_log.verbose:
         try:
             msg = text.decode("utf-8", "replace").rstrip()
@@ -101,6 +110,7 @@ def _llama_log(level, text, user_data):  # pragma: no cover - called from C
 
 _llama_log.verbose = False
 _llama_log.last_error = ""
+_llama_log.placement = None  # a list while a model loads: its load_tensors lines (engine/placement.py)
 
 
 def _install_log_callback(verbose: bool) -> None:
@@ -161,18 +171,30 @@ class Model:
 
         self._progress = progress  # keep the callback alive while C may call it
         try:
+            add_rpc_servers(config.rpc_servers)  # before the device list is read (-dev, the split)
             # kept for the model's lifetime: mparams points into its arrays (overrides, devices)
             self.model_params = build_model_params(config, progress)
-        except ParamError as exc:
+        except (ParamError, RpcError) as exc:
             raise ModelLoadError(str(exc)) from None
         _llama_log.last_error = ""
-        self.model = ll.llama_model_load_from_file(path.encode(), self.model_params.params)
+        _llama_log.placement = []
+        try:
+            self.model = ll.llama_model_load_from_file(path.encode(), self.model_params.params)
+        finally:
+            lines, _llama_log.placement = _llama_log.placement, None
+        self.placement = placement.parse(lines)
+        if config.rpc_servers or self.placement.offloaded[0]:
+            log.info("%s", self.placement.summary(device_descriptions()))
         if not self.model:
             reason = _llama_log.last_error
             raise ModelLoadError(f"failed to load model from {path}" + (f": {reason}" if reason else ""))
         self.projector: Projector | None = None
         try:
             self._init_context(config, path, t0)
+            if config.rpc_servers:
+                n = detect_dead_peers(config.rpc_servers)
+                log.info("RPC: keepalive on %d connection%s, so that a server that vanishes is noticed within ~15 s",
+                         n, "s" * (n != 1))
             if config.mmproj_path:
                 self.projector = self._load_projector(config)
             # what it takes, kept past close() (for /props while the server sleeps)
@@ -192,6 +214,10 @@ class Model:
             raise ModelLoadError(str(exc)) from None
         log.info("multimodal projector loaded: %s", ", ".join(k for k, v in p.modalities.items() if v) or "no input modality")
         return p
+
+    def placement_json(self) -> dict:
+        """Which device holds how many layers, and each weight buffer's size (engine/placement.py)."""
+        return self.placement.to_json(device_descriptions())
 
     def tokenize_media(self, text: str, media: list[bytes], add_special: bool = True, parse_special: bool = True) -> MediaPrompt:
         """A prompt of text with media markers and the media (bytes) they stand for (engine/media.py)."""

@@ -92,6 +92,7 @@ class Scheduler:
         self._holds = 0  # requests between hold() and release(): the model may not sleep under them
         self._wakers: list[concurrent.futures.Future] = []  # hold()s waiting for the model to load again
         self._t_active = time.monotonic()  # the end of the latest work: the idle clock starts there
+        self.failure: ServerError | None = None  # set by lose(): the engine is gone, every request fails
 
     # --- called from other threads ---
 
@@ -112,8 +113,23 @@ class Scheduler:
                 self._incoming.extend(tasks)
                 self._wake.notify()
                 return
-        # Stopped (shutdown grace ran out): nothing would ever run them.
-        self.deliver([error_result(t, Unavailable("server is shutting down")) for t in tasks])
+        # Stopped (shutdown grace ran out, or the engine is lost): nothing would ever run them.
+        why = Unavailable(self.failure.message) if self.failure is not None else Unavailable("server is shutting down")
+        self.deliver([error_result(t, why) for t in tasks])
+
+    def lose(self, exc: ServerError) -> None:
+        """The engine is gone for good: a lost RPC server aborted inside libggml, whose failing thread
+        (and with it this scheduler's, waiting on it) stays parked there (engine/rpc.py). Called from
+        that thread: answer every task with exc; submit() refuses later ones with the same reason."""
+        with self._wake:
+            self.failure = exc
+            self._stopping = True
+            tasks = list(self._waiting) + list(self._incoming)
+            self._incoming.clear()
+        # the scheduler thread is parked inside a decode, so its slots are not changing under us
+        out = [error_result(t, exc) for t in tasks] + [error_result(s.task, exc, s) for s in self.slots if s.task is not None]
+        if out:
+            self.deliver(out)
 
     def call(self, fn: Callable[[], object], wakes: bool = True) -> concurrent.futures.Future:
         """Run fn() on the scheduler thread between two steps (where it may touch the context and the

@@ -136,8 +136,10 @@ def test_environment_names_and_their_no_twins():
     assert config.ctx_shift  # the command line wins
     config, _ = build_config([], {"LLAMA_ARG_SWA_FULL": "0"})
     assert not config.swa_full  # a plain switch is only turned on by its variable
-    with pytest.raises(UsageError, match="LLAMA_ARG_RPC"):  # a capability not built stops start-up from the environment too
-        build_config([], {"LLAMA_ARG_RPC": "127.0.0.1:50052"})
+    with pytest.raises(UsageError, match="LLAMA_ARG_DOCKER_REPO"):  # a capability not built stops start-up from the environment too
+        build_config([], {"LLAMA_ARG_DOCKER_REPO": "ai/smollm2"})
+    config, _ = build_config([], {"LLAMA_ARG_RPC": "127.0.0.1:50052,[::1]:50053"})
+    assert config.rpc_servers == ["127.0.0.1:50052", "[::1]:50053"]
     config, _ = build_config([], {"LLAMA_ARG_MMPROJ": "p.gguf", "LLAMA_ARG_NO_MMPROJ_OFFLOAD": "1"})
     assert (config.mmproj_path, config.mmproj_offload) == ("p.gguf", False)
     config, _ = build_config([], {"LLAMA_ARG_CACHE_RAM": "1024", "LLAMA_ARG_NO_CACHE_IDLE_SLOTS": "1",

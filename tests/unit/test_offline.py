@@ -16,8 +16,9 @@ from llamaserve.router import child
 ROOT = pathlib.Path(llamaserve.__file__).parent
 NETWORK_MODULES = {"httpx", "requests", "aiohttp", "urllib.request", "urllib3", "http.client", "ftplib", "smtplib",
                    "websockets", "huggingface_hub"}
-# server.py makes the listening socket of --reuse-port; router/child.py finds a free loopback port
-SOCKET_USERS = {"server.py", "router/child.py"}
+# server.py makes the listening socket of --reuse-port; router/child.py finds a free loopback port;
+# engine/rpc.py checks that the --rpc servers the user named accept connections (ggml's client aborts otherwise)
+SOCKET_USERS = {"server.py", "router/child.py", "engine/rpc.py"}
 
 
 def imports(path: pathlib.Path) -> set[str]:
