@@ -1,11 +1,18 @@
-"""GET /metrics (--metrics): llama-server's Prometheus metrics, plus request latencies.
+"""GET /metrics (--metrics): llama-server's Prometheus metrics, plus request latencies and the load
+signals of the Gateway API Inference Extension's model server protocol.
 
 The llamacpp:* series are read at scrape time from the scheduler's running totals (engine/stats.py),
-with llama-server's names and help texts. The latency histograms are fed by the request-log middleware
-(api/app.py). Each app has its own registry (tests create many apps in one process).
+with llama-server's names and help texts. Beside them, the same queue, running and KV-cache numbers under
+the names an inference gateway's endpoint picker scrapes by default (vLLM's: see _gateway_series). All of
+it is read from plain counters, never through the scheduler thread, so a scrape costs no model time. The
+latency histograms are fed by the request-log middleware (api/app.py). Each app has its own registry
+(tests create many apps in one process).
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 from fastapi import APIRouter, Request
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -100,9 +107,44 @@ class _EngineCollector:
             ("requests_deferred", "Number of requests deferred", occupancy.queued),
             ("n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call",
              s.n_busy_slots / max(s.n_decode, 1)),
+            # as llama-server had them: every cell in use, idle slots' cached prompts included
+            ("kv_cache_usage_ratio", "KV-cache usage. 1 means 100 percent usage.",
+             _ratio(occupancy.kv_tokens, occupancy.kv_size)),
+            ("kv_cache_tokens", "KV-cache tokens.", occupancy.kv_tokens),
         )
         for name, doc, value in gauges:
             yield GaugeMetricFamily("llamacpp:" + name, doc, value=value)
+        yield from _gateway_series(sched, occupancy)
+
+
+def _gateway_series(sched, occupancy):
+    """The Gateway API Inference Extension's model server protocol (docs/proposals/003-model-server-protocol):
+    TotalQueuedRequests, TotalRunningRequests and KVCacheUtilization gauges, and the LoRA info gauge, named
+    as vLLM names them, which is what the endpoint picker (EPP) scrapes from a pod of the default engine:
+    so an InferencePool of llamaserve replicas needs no metric configuration. The KV usage is that of the
+    running requests (vLLM counts cached blocks no request holds as free): an idle replica whose slots keep
+    old prompts reads 0 here, not full as in llamacpp:kv_cache_usage_ratio."""
+    busy_kv = _ratio(occupancy.kv_tokens_busy, occupancy.kv_size)
+    gauges = (
+        ("num_requests_waiting", "Requests waiting for a slot (TotalQueuedRequests)", occupancy.queued),
+        ("num_requests_running", "Requests holding a slot (TotalRunningRequests)", occupancy.busy),
+        ("kv_cache_usage_perc", "KV-cache usage of the running requests, 1 = full (KVCacheUtilization)", busy_kv),
+        ("gpu_cache_usage_perc", "Former name of vllm:kv_cache_usage_perc (older endpoint pickers scrape it)", busy_kv),
+    )
+    for name, doc, value in gauges:
+        yield GaugeMetricFamily("vllm:" + name, doc, value=value)
+    adapters = sched.lora_adapters if sched.model is not None else []
+    if adapters:  # as vLLM: only on a server with LoRA adapters
+        # every adapter stays loaded beside the model, so all of them run and none ever waits to be loaded
+        family = GaugeMetricFamily("vllm:lora_requests_info", "LoRA adapters loaded; the value is the time of this scrape",
+                                   labels=["max_lora", "running_lora_adapters", "waiting_lora_adapters"])
+        names = ",".join(os.path.splitext(os.path.basename(a.path))[0] for a in adapters)
+        family.add_metric([str(len(adapters)), names, ""], time.time())
+        yield family
+
+
+def _ratio(n: float, of: float) -> float:
+    return min(n / of, 1.0) if of > 0 else 0.0
 
 
 def _rate(n: float, seconds: float) -> float:

@@ -196,9 +196,12 @@ class Scheduler:
         return len(self._waiting) + len(self._incoming)
 
     def occupancy(self) -> Occupancy:
-        """Busy and free slots and waiting tasks, now (from any thread; see Occupancy)."""
-        busy = sum(1 for s in self.slots if s.busy)
-        return Occupancy(busy=busy, free=len(self.slots) - busy, queued=self.queued)
+        """Busy and free slots, waiting tasks and KV cells in use, now (from any thread; see Occupancy)."""
+        slots = self.slots
+        busy = [s for s in slots if s.busy]
+        return Occupancy(busy=len(busy), free=len(slots) - len(busy), queued=self.queued,
+                         kv_size=self.model.n_ctx if self.model is not None else 0,
+                         kv_tokens=sum(s.n_past - s.n_shared for s in slots), kv_tokens_busy=sum(s.n_past for s in busy))
 
     def slot_states(self) -> list[SlotState]:
         """Each slot's state. Call it on the scheduler thread, through call(), for a consistent copy."""

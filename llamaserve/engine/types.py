@@ -270,9 +270,12 @@ class PromptCacheInfo:
 
 @dataclass(frozen=True)
 class Occupancy:
-    """Slots in use and tasks waiting for one, read without stopping the scheduler (a soft snapshot:
-    the counters may move while it is taken)."""
+    """Slots in use and tasks waiting for one, and the KV cells they hold, read without stopping the
+    scheduler (a soft snapshot: the counters may move while it is taken)."""
 
     busy: int
     free: int
     queued: int
+    kv_size: int = 0  # cells in the KV cache (n_ctx, all slots together)
+    kv_tokens: int = 0  # cells held by the slots' sequences, idle slots' cached prompts too (a prefix shared once)
+    kv_tokens_busy: int = 0  # cells held by the sequences of busy slots (what running requests need)

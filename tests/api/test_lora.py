@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -23,7 +24,7 @@ def lora_path():
 
 @pytest.fixture(scope="module")
 def lora_server(request, lora_path):
-    return serve(request, "lora", "-np", "2", "-c", "1024", "--lora", lora_path, *ONE_THREAD,
+    return serve(request, "lora", "-np", "2", "-c", "1024", "--lora", lora_path, *ONE_THREAD, "--metrics",
                  "--context-shift")  # so that an endless request runs until its client leaves
 
 
@@ -52,6 +53,18 @@ def test_adapters_are_listed(client, lora_path):
     r = client.get("/lora-adapters")
     assert r.status_code == 200
     assert r.json() == [{"id": 0, "path": lora_path, "scale": 1.0, "task_name": "", "prompt_prefix": ""}]
+
+
+def test_lora_info_metric_for_the_inference_gateway(client):
+    """vllm:lora_requests_info, the LoRA gauge of the Gateway API Inference Extension's model server
+    protocol: every adapter stays loaded, so all run and none waits; the value is a timestamp."""
+    text = client.get("/metrics").text
+    assert "# TYPE vllm:lora_requests_info gauge" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("vllm:lora_requests_info{"))
+    labels, value = line.rsplit(" ", 1)
+    assert labels == ('vllm:lora_requests_info{max_lora="1",running_lora_adapters="smollm2-135m-test-lora.f32",'
+                      'waiting_lora_adapters=""}')
+    assert abs(float(value) - time.time()) < 60
 
 
 def test_per_request_lora_overrides_only_that_request(client, outputs):

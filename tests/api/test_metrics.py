@@ -5,6 +5,10 @@ One server for the module, used by nothing else, so that the counters move only 
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
 import httpx
 import pytest
 
@@ -20,7 +24,12 @@ COUNTERS = [
 GAUGES = [
     "llamacpp:prompt_tokens_seconds", "llamacpp:predicted_tokens_seconds",
     "llamacpp:requests_processing", "llamacpp:requests_deferred", "llamacpp:n_busy_slots_per_decode",
+    "llamacpp:kv_cache_usage_ratio", "llamacpp:kv_cache_tokens",
 ]
+# the Gateway API Inference Extension's model server protocol, under the names its endpoint picker scrapes
+GATEWAY_GAUGES = ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
+                  "vllm:gpu_cache_usage_perc"]
+ENDLESS = {"prompt": "Tell a long story", "n_predict": -1, "ignore_eos": True, "stream": True}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +70,67 @@ def test_llama_server_series_with_types_and_help(c):
     for name in COUNTERS + GAUGES:
         assert f"# HELP {name} " in text
     assert values["llamacpp:requests_processing"] == 0 and values["llamacpp:requests_deferred"] == 0
+
+
+def test_gateway_series_with_types(c):
+    values, types, text = scrape(c)
+    for name in GATEWAY_GAUGES:
+        assert types[name] == "gauge" and f"# HELP {name} " in text
+    assert values["vllm:num_requests_waiting"] == values["vllm:num_requests_running"] == 0
+    assert values["vllm:kv_cache_usage_perc"] == values["vllm:gpu_cache_usage_perc"] == 0  # nothing runs
+    assert 0 <= values["llamacpp:kv_cache_usage_ratio"] <= 1
+    assert "vllm:lora_requests_info" not in types  # only with --lora (tests/api/test_lora.py)
+
+
+@contextlib.contextmanager
+def endless_streams(url: str, n: int):
+    """n endless streaming completions, each past its first token (so each holds a slot) while inside."""
+    held = []
+    with contextlib.ExitStack() as stack:
+        for _ in range(n):
+            streamer = stack.enter_context(httpx.Client(base_url=url, timeout=60))
+            r = stack.enter_context(streamer.stream("POST", "/completion", json=ENDLESS))
+            # held: dropping the line iterator closes the connection (httpcore), and the server
+            # rightly cancels the request of a client that left
+            held.append(r.iter_lines())
+            next(line for line in held[-1] if line.startswith("data: "))
+        yield
+
+
+def scrape_until(c, done, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while True:
+        values, _, _ = scrape(c)
+        if done(values) or time.monotonic() > deadline:
+            return values
+        time.sleep(0.05)
+
+
+def test_queue_depth_and_running_with_more_requests_than_slots(metrics_server, c):
+    extra = []  # a third request, on its own thread: it waits for one of the 2 slots
+    waiter = threading.Thread(target=lambda: extra.append(c.post("/completion", json={"prompt": "Hi", "n_predict": 2})))
+    with endless_streams(metrics_server.url, 2):
+        waiter.start()
+        queued = scrape_until(c, lambda v: v["vllm:num_requests_waiting"] >= 1)
+    waiter.join(60)
+    assert queued["vllm:num_requests_waiting"] == queued["llamacpp:requests_deferred"] == 1
+    assert queued["vllm:num_requests_running"] == queued["llamacpp:requests_processing"] == 2
+    assert extra[0].status_code == 200  # served once a slot was free: deferred, never dropped
+    after = scrape_until(c, lambda v: v["vllm:num_requests_running"] == 0)
+    assert after["vllm:num_requests_waiting"] == after["vllm:num_requests_running"] == 0
+
+
+def test_kv_cache_usage_rises_during_a_long_request(metrics_server, c):
+    with endless_streams(metrics_server.url, 1):
+        first, _, _ = scrape(c)
+        later = scrape_until(c, lambda v: v["vllm:kv_cache_usage_perc"] > first["vllm:kv_cache_usage_perc"])
+    assert 0 < first["vllm:kv_cache_usage_perc"] < later["vllm:kv_cache_usage_perc"] <= 1
+    assert later["vllm:gpu_cache_usage_perc"] == later["vllm:kv_cache_usage_perc"]
+    assert later["llamacpp:kv_cache_usage_ratio"] >= later["vllm:kv_cache_usage_perc"]
+    assert later["llamacpp:kv_cache_usage_ratio"] == later["llamacpp:kv_cache_tokens"] / 1024
+    # once it ends, its cells stay cached in the slot: in use for llama.cpp's ratio, free for the gateway's
+    idle = scrape_until(c, lambda v: v["vllm:num_requests_running"] == 0)
+    assert idle["vllm:kv_cache_usage_perc"] == 0 and idle["llamacpp:kv_cache_tokens"] > 0
 
 
 def test_counters_move_by_exactly_one_request(c):
@@ -114,14 +184,8 @@ def test_request_latency_histogram_by_route(c):
 
 def test_requests_processing_while_generating(metrics_server, c):
     # endless (context shift, no n_predict): still running at the scrape, however slow the machine
-    body = {"prompt": "Tell a long story", "n_predict": -1, "ignore_eos": True, "stream": True}
-    with httpx.Client(base_url=metrics_server.url, timeout=60) as streamer:
-        with streamer.stream("POST", "/completion", json=body) as r:
-            # held: dropping the line iterator closes the connection (httpcore), and the server
-            # rightly cancels the request of a client that left
-            lines = r.iter_lines()
-            next(line for line in lines if line.startswith("data: "))
-            busy, _, _ = scrape(c)
+    with endless_streams(metrics_server.url, 1):
+        busy, _, _ = scrape(c)
     assert busy["llamacpp:requests_processing"] == 1
 
 
