@@ -18,6 +18,7 @@ import uvicorn
 
 from llamaserve.api import tools
 from llamaserve.api.app import create_app
+from llamaserve.api.timeouts import read_timeout_protocol
 from llamaserve.config import Config
 from llamaserve.logs import setup_logging
 
@@ -231,7 +232,7 @@ def _uvicorn_config(app, config: Config, **extra) -> uvicorn.Config:
         host=config.hosts[0],
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        http=read_timeout_protocol(config.timeout),  # httptools, with -to on reads (api/timeouts.py)
         access_log=False,
         # uvicorn's loggers go through ours (llamaserve/logs.py: --log-file, --log-jsonl, ...)
         log_config=None,

@@ -21,6 +21,7 @@ from llamaserve.api.prompt_log import PromptLoggingBridge
 from llamaserve.api.sleep import STATE_ROUTES, SleepGate, reads_state
 from llamaserve.api.static_dir import ServeDirectory, StaticDirectory
 from llamaserve.api.stream_sessions import StreamSessions
+from llamaserve.api.timeouts import WriteTimeout
 from llamaserve.config import Config
 from llamaserve.engine import Scheduler
 from llamaserve.errors import Unavailable
@@ -90,8 +91,8 @@ def add_shared_layers(app: FastAPI, config: Config, *, request_log: bool = False
                       request_metrics: metrics.ServerMetrics | None = None) -> None:
     """Middleware a model server and the router both have, added innermost first around what the app
     added before: --path files (outside the loading gate: a page loads while the model does), API keys
-    and CORS, --api-prefix, the request log (with the latency histogram of --metrics) and outermost
-    the header names."""
+    and CORS, --api-prefix, the request log (with the latency histogram of --metrics), the header names and outermost
+    the write timeout of -to."""
     public_file = None
     if config.static_path and config.webui:
         directory = StaticDirectory(config.static_path)
@@ -104,6 +105,7 @@ def add_shared_layers(app: FastAPI, config: Config, *, request_log: bool = False
         # outside the prefix, so that it logs the path as requested, and the 404 of one without the prefix
         app.add_middleware(RequestLog, metrics=request_metrics)
     app.add_middleware(HeaderNames)
+    app.add_middleware(WriteTimeout, seconds=config.timeout)  # -to on writes: outermost, it sees every send
 
 
 def create_app(config: Config, scheduler_factory=None) -> FastAPI:

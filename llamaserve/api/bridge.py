@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from starlette.requests import Request
 
@@ -132,6 +132,22 @@ class EngineBridge:
         channel = _Channel()
         for t in tasks:
             t.sink = channel.put
+
+        def cancel() -> None:
+            for t in tasks:
+                t.cancel()
+            self.scheduler.wake()
+
+        def stalled() -> None:
+            # the client stopped reading (its socket and uvicorn's buffer are full): free the slot now
+            # rather than generate into memory; the stream ends after what is buffered
+            log.warning("%s %s: the client is not reading its stream (%d results waiting): its %s cancelled",
+                        request.method, request.url.path, len(channel.items), "task" if len(tasks) == 1 else "tasks")
+            channel.disconnect()
+
+        channel.on_overflow = stalled
+        # at once, even while the handler is stuck in a send (or was abandoned there: api/timeouts.py)
+        channel.on_gone = cancel
         remaining = len(tasks)
         self.scheduler.submit(tasks)
         watcher = asyncio.ensure_future(_wait_disconnect(request, channel))
@@ -159,6 +175,12 @@ class EngineBridge:
         return sorted(finals, key=lambda r: r.task.index)
 
 
+# Results one request may have waiting for its handler. A handler takes them as they come unless it is
+# stuck sending to a client that stopped reading (after the socket's and uvicorn's buffers, some hundred
+# KB); one token is one result, so this is a client more than a thousand tokens behind.
+STALLED_RESULTS = 1024
+
+
 class _Channel:
     """Results of one request, handed from the loop's dispatch to the handler.
 
@@ -166,19 +188,27 @@ class _Channel:
     one future per wait, created only when nothing is pending.
     """
 
-    __slots__ = ("items", "waiter", "gone")
+    __slots__ = ("items", "waiter", "gone", "on_overflow", "on_gone")
 
     def __init__(self) -> None:
         self.items: list[Result] = []
         self.waiter: asyncio.Future | None = None
         self.gone = False
+        self.on_overflow: Callable[[], None] | None = None  # called once, when more than STALLED_RESULTS wait
+        self.on_gone: Callable[[], None] | None = None  # called once, when the client is gone
 
     def put(self, result: Result) -> None:
         self.items.append(result)
+        if len(self.items) > STALLED_RESULTS and self.on_overflow is not None:
+            overflow, self.on_overflow = self.on_overflow, None
+            overflow()
         self._wake()
 
     def disconnect(self) -> None:
         self.gone = True
+        gone, self.on_gone = self.on_gone, None
+        if gone is not None:
+            gone()
         self._wake()
 
     def _wake(self) -> None:
