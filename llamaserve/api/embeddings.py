@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from llamaserve.api.bridge import ClientGone, EngineBridge
+from llamaserve.api.media_fetch import read_chat_json
 from llamaserve.api.openapi import json_body
 from llamaserve.api.requests import note, read_json
 from llamaserve.api.sse import json_response
@@ -50,7 +51,8 @@ async def _embeddings(request: Request, openai: bool) -> Response:
     if openai and model.info.pooling == "none":
         raise InvalidRequest("Pooling type 'none' is not OAI compatible. Please use a different pooling type")
     req = embeddings.parse_embedding_request(
-        await read_json(request), model.tokenize, model.n_vocab, model.info.n_embd_out, config.embd_normalize, openai)
+        await read_chat_json(request), model.tokenize, model.n_vocab, model.info.n_embd_out, config.embd_normalize, openai,
+        model.tokenize_media if model.projector is not None else None)
     results = await _run(request, bridge, embeddings.build_embedding_tasks(req))
     if results is None:
         return Response(status_code=499)

@@ -272,7 +272,10 @@ async def models(request: Request) -> Response:
     return json_response({
         "models": [{
             "name": alias, "model": alias, "modified_at": "", "size": "", "digest": "", "type": "model",
-            "description": "", "tags": [""], "capabilities": ["completion"], "parameters": "",
+            "description": "", "tags": [""], "parameters": "",
+            # llama-server's: "multimodal" where a projector is loaded (or, while loading, asked for)
+            "capabilities": ["completion", "multimodal"] if (model.projector is not None if model is not None
+                                                             else config.mmproj_path) else ["completion"],
             "details": {"parent_model": "", "format": "gguf", "family": "", "families": [""],
                         "parameter_size": "", "quantization_level": ""},
         }],

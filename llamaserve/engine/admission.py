@@ -44,6 +44,9 @@ def refusal(config: Config, model: Model, task: Task) -> ServerError | None:
     n = len(task.prompt)
     if n == 0:
         return InvalidRequest("Input content cannot be empty")
+    if task.media and not model.has_memory:
+        # its text and media are decoded in turn into one sequence, which needs a KV cache
+        return NotSupported("This model cannot embed images or audio: it has no KV cache (encoder-only)")
     # A whole input is decoded in one ubatch (see model.embedding_batch_size).
     if n > model.n_ubatch:
         return InvalidRequest(f"input ({n} tokens) is too large to process. increase the physical batch size "

@@ -51,15 +51,16 @@ def per_token(ctx, first: int, count: int, n: int) -> np.ndarray:
     return out
 
 
-def result(model, slot, first: int) -> Result:
-    """The final Result of an embedding or rerank task whose input was decoded at batch position `first`."""
+def result(model, slot, first: int, count: int | None = None) -> Result:
+    """The final Result of an embedding or rerank task whose input was decoded at batch position `first`
+    (pooling "none": its `count` rows, all of its tokens unless told)."""
     task = slot.task
     result = Result(task, done=True, n_prompt=slot.n_prompt, id_slot=slot.id)
     if task.kind == RERANK:
         result.score = float(pooled(model.ctx, slot.id, max(1, model.n_cls_out))[0])
     elif model.pooling == POOLING_IDS["none"]:
         # one unnormalised vector per token, as llama-server returns them
-        result.embedding = per_token(model.ctx, first, slot.n_prompt, model.n_embd_out).tolist()
+        result.embedding = per_token(model.ctx, first, slot.n_prompt if count is None else count, model.n_embd_out).tolist()
     else:
         vec = pooled(model.ctx, slot.id, model.n_embd_out)
         result.embedding = [normalize(vec, task.embd_normalize).tolist()]

@@ -778,11 +778,17 @@ class Scheduler:
     def _decode_embeddings(self, out: list[Result]) -> None:
         """Whole inputs of several slots in one decode, oldest first so that none starves;
         every input fits alone (checked on admission), so the oldest always goes."""
+        waiting = sorted((s for s in self.slots if s.state == Slot.PROMPT), key=lambda s: s.t_start)
+        for slot in waiting:
+            if slot.task.media:
+                self._embed_media(slot, out)  # alone, in decodes of its own
         batch = self.batch
         batch.clear()
         limit = min(self.model.n_ubatch, batch.capacity)
         spans: list[tuple[Slot, int]] = []
-        for slot in sorted((s for s in self.slots if s.state == Slot.PROMPT), key=lambda s: s.t_start):
+        for slot in waiting:
+            if slot.state != Slot.PROMPT:
+                continue
             if batch.n + slot.n_prompt > limit:
                 continue
             first = batch.n
@@ -813,6 +819,40 @@ class Scheduler:
             if self.model.has_memory:
                 ll.llama_memory_seq_rm(self.model.memory, slot.id, -1, -1)
             self._release(slot)
+
+    def _embed_media(self, slot: Slot, out: list[Result]) -> None:
+        """An input with images or audio, alone: its text runs and media chunks decoded in turn into its
+        sequence (as llama-server evaluates the chunks), its vector read after the last of them (pooling
+        "none": the rows of that last decode)."""
+        task, ctx, batch = slot.task, self.model.ctx, self.batch
+        self.model.lora.apply(ctx, self.lora_scales)
+        t0 = time.perf_counter()
+        pos, n_last = 0, 0
+        try:
+            while pos < slot.n_prompt:
+                span = media.span_at(task.media, pos)
+                if span is not None:
+                    self._decode_embd(slot, span, self.model.projector.embeddings(span))
+                    pos, n_last = span.end, slot.i_batch + 1
+                    continue
+                nxt = media.next_media(task.media, pos)
+                end = slot.n_prompt if nxt is None else nxt
+                batch.clear()
+                batch.add_span(slot.prompt_np[pos:end], pos, slot.id, True, logits_all=True)
+                ret = batch.decode(ctx)
+                self.n_steps += 1
+                if ret != 0:
+                    raise ServerError(f"llama_decode failed with status {ret}")
+                pos, n_last = end, end - pos
+            result = embeddings.result(self.model, slot, 0, n_last)
+            now = time.perf_counter()
+            self._count_decode(slot.n_prompt, now - t0)
+            result.timings = Timings(prompt_n=slot.n_prompt, prompt_ms=(now - t0) * 1e3)
+        except ServerError as exc:
+            result = error_result(task, exc, slot)
+        out.append(result)
+        ll.llama_memory_seq_rm(self.model.memory, slot.id, -1, -1)
+        self._release(slot)
 
     def _decode_failed(self, ret: int, generating: list[Slot], chunks, out: list[Result], drafted: bool) -> None:
         n = self.batch.n

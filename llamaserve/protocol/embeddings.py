@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from llamaserve.engine.types import EMBEDDING, RERANK, Result, Task
 from llamaserve.errors import InvalidRequest, NotSupported
-from llamaserve.protocol.native import PROMPT_SCHEMA, tokenize_mixed
+from llamaserve.protocol import media as media_input
+from llamaserve.protocol.native import PROMPT_SCHEMA, tokenize_mixed, tokenize_one
 from llamaserve.protocol.tokenizer import Tokenize
 
 # (text, add_special, parse_special) -> tokens
@@ -52,7 +53,7 @@ class EmbeddingBody(BaseModel):
 
 @dataclass
 class EmbeddingRequest:
-    inputs: list[list[int]]  # token ids of each input, in order
+    inputs: list  # token ids of each input, in order (an input with media: the model's MediaPrompt)
     openai: bool  # answer in OpenAI's format (else llama.cpp's native list)
     use_base64: bool  # OpenAI format: vectors as base64 of little-endian float32
     normalize: int  # embd_normalize
@@ -60,11 +61,13 @@ class EmbeddingRequest:
 
 
 def parse_embedding_request(
-    body: Any, tokenize: Tokenize, n_vocab: int, n_embd: int, default_normalize: int, openai: bool
+    body: Any, tokenize: Tokenize, n_vocab: int, n_embd: int, default_normalize: int, openai: bool,
+    tokenize_media=None,
 ) -> EmbeddingRequest:
     """Both families' bodies: "input" (or native "content": a body with it is answered natively,
     as llama-server does), a string, token ids, a mix, or an array of those; plus
-    "encoding_format", "dimensions" and "embd_normalize"."""
+    "encoding_format", "dimensions" and "embd_normalize". With `tokenize_media` (a projector is
+    loaded) an input may hold images or audio: {"prompt_string", "multimodal_data"} or content parts."""
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
     if _given(body, "input"):
@@ -99,10 +102,12 @@ def parse_embedding_request(
     if isinstance(prompt, list) and not any(_is_int(x) for x in prompt):
         if not prompt:
             raise InvalidRequest('"input" must not be empty')
-        inputs = [_tokenize_input(p, tokenize) for p in prompt]
+        inputs = [_tokenize_input(p, tokenize, tokenize_media) for p in prompt]
     else:
-        inputs = [_tokenize_input(prompt, tokenize)]
+        inputs = [_tokenize_input(prompt, tokenize, tokenize_media)]
     for tokens in inputs:
+        if not isinstance(tokens, list):
+            continue  # an input with media, made by the model's own tokenizer
         if not tokens:
             raise InvalidRequest("Input content cannot be empty")
         bad = [t for t in tokens if not 0 <= t < n_vocab]
@@ -112,7 +117,7 @@ def parse_embedding_request(
     return EmbeddingRequest(inputs, openai, openai and fmt == "base64", normalize, model)
 
 
-def _tokenize_input(p: Any, tokenize: Tokenize) -> list[int]:
+def _tokenize_input(p: Any, tokenize: Tokenize, tokenize_media=None) -> list[int]:
     if isinstance(p, str):
         return tokenize(p, True)
     if isinstance(p, list):
@@ -120,18 +125,23 @@ def _tokenize_input(p: Any, tokenize: Tokenize) -> list[int]:
     if isinstance(p, dict):
         if "prompt_string" in p:
             if "multimodal_data" in p:
-                raise NotSupported("Multimodal data provided, but model does not support multimodal requests.")
+                if tokenize_media is None:
+                    raise NotSupported("Multimodal data provided, but model does not support multimodal requests.")
+                return tokenize_one(p, tokenize, tokenize_media)
             inner = p["prompt_string"]
             if isinstance(inner, (str, list)):
                 return _tokenize_input(inner, tokenize)
         elif "content" in p:
-            return tokenize(_content_text(p["content"]), True)
+            media: list[bytes] = []
+            text = _content_text(p["content"], media if tokenize_media is not None else None)
+            return tokenize_media(text, media) if media else tokenize(text, True)
     raise InvalidRequest('"input" elements must be a string, a list of tokens, a JSON object containing a prompt string, '
                          "or a list of mixed strings & tokens.")
 
 
-def _content_text(content: Any) -> str:
-    """OpenAI-style content parts of one input: their texts, concatenated."""
+def _content_text(content: Any, media: list[bytes] | None = None) -> str:
+    """OpenAI-style content parts of one input: their texts, concatenated, each image or audio part
+    the media marker where it sits and its bytes appended to `media` (None: media is refused)."""
     if not isinstance(content, list):
         raise InvalidRequest('"content" must be an array')
     texts = []
@@ -139,6 +149,9 @@ def _content_text(content: Any) -> str:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
+        elif media is not None and kind in ("image_url", "input_audio"):
+            media.append(media_input.openai_part(part, '"content"'))
+            texts.append(media_input.MARKER)
         elif kind in ("image_url", "input_audio", "input_video"):
             raise NotSupported(f'"{kind}" content needs a multimodal model; this model reads text only')
         else:
@@ -147,7 +160,10 @@ def _content_text(content: Any) -> str:
 
 
 def build_embedding_tasks(req: EmbeddingRequest) -> list[Task]:
-    return [Task(prompt=tokens, kind=EMBEDDING, embd_normalize=req.normalize, index=i) for i, tokens in enumerate(req.inputs)]
+    # an input with media (the engine's MediaPrompt) carries where its chunks sit
+    return [Task(prompt=getattr(tokens, "tokens", tokens), media=getattr(tokens, "spans", ()),
+                 media_owner=getattr(tokens, "owner", None), kind=EMBEDDING, embd_normalize=req.normalize, index=i)
+            for i, tokens in enumerate(req.inputs)]
 
 
 def native_embedding_response(results: list[Result]) -> list[dict[str, Any]]:

@@ -234,14 +234,14 @@ def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int, tokenize_med
     if prompt is None:
         raise InvalidRequest('"prompt" is required')
     if isinstance(prompt, (str, dict)):
-        prompts = [_single(prompt, tokenize, tokenize_media)]
+        prompts = [tokenize_one(prompt, tokenize, tokenize_media)]
     elif isinstance(prompt, list):
         if not prompt:
             raise InvalidRequest('"prompt" must not be an empty array')
         if any(_is_token(x) for x in prompt):
             prompts = [tokenize_mixed(prompt, tokenize)]
         else:
-            prompts = [_single(p, tokenize, tokenize_media) for p in prompt]
+            prompts = [tokenize_one(p, tokenize, tokenize_media) for p in prompt]
     else:
         raise InvalidRequest('"prompt" must be a string, an array of token ids, or an array of prompts')
     for tokens in prompts:
@@ -255,7 +255,9 @@ def tokenize_prompts(prompt: Any, tokenize: Tokenize, n_vocab: int, tokenize_med
     return prompts
 
 
-def _single(p: Any, tokenize: Tokenize, tokenize_media=None) -> list[int]:
+def tokenize_one(p: Any, tokenize: Tokenize, tokenize_media=None) -> list[int]:
+    """One prompt of tokenize_prompts (a string, a mix, a {"prompt_string"} object); with media, the
+    model's MediaPrompt."""
     if isinstance(p, str):
         return tokenize(p, True)
     if isinstance(p, list):

@@ -180,26 +180,29 @@ def prefill_text(content: Any) -> str:
 
 def _content_text(content: Any, i: int, media: list | None = None) -> str:
     """The message's text; each image or audio part becomes the media marker where it sits, its data
-    appended to `media` (None: media is refused, as for a text-only model)."""
+    appended to `media` (None: media is refused, as for a text-only model). Text parts are joined with
+    newlines, but none is put before or after a marker (as llama-server joins them)."""
     if content is None or isinstance(content, str):
         return content or ""
     if not isinstance(content, list):
         raise InvalidRequest(f'messages[{i}]: "content" must be a string or an array of content parts')
-    texts = []
+    text, after_marker = "", False
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
+            text += ("\n" if text and not after_marker else "") + part["text"]
+            after_marker = False
         elif media is not None and kind in ("image_url", "input_audio"):
             media.append(media_input.openai_part(part, f"messages[{i}]"))
-            texts.append(media_input.MARKER)
+            text += media_input.MARKER
+            after_marker = True
         elif kind in ("image_url", "image", "input_image"):
             raise MediaUnsupported(f"messages[{i}]")
         elif kind in ("input_audio", "audio", "input_video", "video_url", "file"):
             raise MediaUnsupported(f"messages[{i}]", kind)
         else:
             raise InvalidRequest(f"messages[{i}]: unsupported content part type {kind!r} (expected \"text\")")
-    return "\n".join(texts)
+    return text
 
 
 def _tool_calls_for_template(calls: Any, i: int) -> list[dict[str, Any]]:
