@@ -388,3 +388,49 @@ def test_killed_child_is_noticed_and_restarted(bare):
     assert tokenize(bare, SMOL).status_code == 200  # the next request loads it again
     assert status(bare, SMOL)["value"] == "loaded"
     assert child_pids(bare)[SMOL] != pid
+
+
+def test_a_child_killed_under_load_fails_only_the_requests_in_flight(bare):
+    """SIGKILL while four requests are on the child (one generating, three queued there; two streamed): each
+    gets a clean 5xx envelope (a stream whose status line went out: its error as the last event), nothing
+    hangs, and the requests after it load the model again."""
+    assert tokenize(bare, SMOL).status_code == 200
+    pid = child_pids(bare)[SMOL]
+    long = {"model": SMOL, "prompt": "Write a long story", "n_predict": 4000, "ignore_eos": True}
+    outcomes: dict[int, object] = {}
+
+    def run(i: int) -> None:
+        if i % 2:
+            with httpx.stream("POST", bare.url + "/completion", json={**long, "stream": True}, timeout=60) as r:
+                lines = list(r.iter_lines())
+                events = [line for line in lines if line.startswith("data: ")]
+                outcomes[i] = (r.status_code, events[-1] if events else "\n".join(lines))
+        else:
+            r = httpx.post(bare.url + "/completion", json=long, timeout=60)
+            outcomes[i] = (r.status_code, r.json())
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 60
+    while time.time() < deadline:  # the child's one slot generating, the other three queued there
+        slots = httpx.get(bare.url + "/slots", params={"model": SMOL}, timeout=10).json()
+        if any(s["is_processing"] and s["next_token"][0]["n_decoded"] > 0 for s in slots):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # for the streamed ones to have their status line (a stream's comes with its first event)
+    os.kill(pid, signal.SIGKILL)
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive()
+    for i, (code, body) in sorted(outcomes.items()):
+        if i % 2 and code == 200:  # the stream had started: its last event is the error
+            assert '"error"' in body, body
+        elif i % 2:  # still queued: no event yet, so the error is its status and envelope
+            assert code >= 500 and '"error"' in body, body
+        else:
+            assert code >= 500 and body["error"]["code"] == code and body["error"]["message"], body
+    # only those were lost: the next requests are answered, by a new child
+    for _ in range(2):
+        assert post(bare, "/completion", {"model": SMOL, "prompt": "Hi", "n_predict": 4}).status_code == 200
+    assert child_pids(bare)[SMOL] != pid

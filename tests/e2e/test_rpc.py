@@ -71,6 +71,20 @@ def test_layers_split_over_two_rpc_servers_answer_as_a_local_server(request, rpc
     assert all("Accepted client connection" in open(log).read() for _, _, log in rpc_servers)
 
 
+@pytest.mark.parametrize("flags, want", [
+    (("-ts", "3,1"), lambda a, b: a > 2 * b > 0),  # three quarters of the layers on the first
+    (("-dev", "RPC1"), lambda a, b: a == 0 and b == 31),  # only the second server's device
+    (("-ngl", "10"), lambda a, b: a + b == 10),  # the other 21 layers stay on the CPU
+])
+def test_split_options_act_on_the_rpc_devices(request, rpc_servers, flags, want):
+    endpoints = [e for _, e, _ in rpc_servers]
+    srv = serve(request, "split", "-np", "1", "--rpc", ",".join(endpoints), *flags)
+    layers = {d["description"]: d["n_layers"] for d in httpx.get(srv.url + "/props").json()["devices"]["layers"]}
+    a, b = layers.get(endpoints[0], 0), layers.get(endpoints[1], 0)
+    assert want(a, b), layers
+    assert httpx.post(srv.url + "/completion", json=PROMPT, timeout=120).json()["content"].strip()
+
+
 def test_a_lost_rpc_server_fails_the_requests_in_flight_and_the_process_exits(request, rpc_servers):
     endpoints = [e for _, e, _ in rpc_servers]
     srv = serve(request, "lost", "-np", "2", "--rpc", ",".join(endpoints))
