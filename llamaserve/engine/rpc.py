@@ -21,14 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 
+import llama_cpp
 import llama_cpp.llama_cpp as ll
 
 from llamaserve.engine.devices import ggml_libraries
 
 log = logging.getLogger("llamaserve")
 
-HOW_TO_GET_RPC = ('this llama-cpp-python was built without ggml\'s RPC backend; rebuild it with: '
-                  'CMAKE_ARGS="-DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python==0.3.36')
+HOW_TO_GET_RPC = ("this llama-cpp-python was built without ggml's RPC backend; rebuild it with: "
+                  'CMAKE_ARGS="-DGGML_RPC=ON" pip install --force-reinstall --no-cache-dir --no-deps '
+                  f"llama-cpp-python=={llama_cpp.__version__}")
 DEFAULT_PORT = 50052  # rpc-server's
 CONNECT_TIMEOUT_S = 3.0
 
