@@ -134,3 +134,24 @@ def test_audio_on_an_image_only_model_is_a_400(image_only):
         assert_error(r, 400, "invalid_request_error", "does not take audio")
         r = c.post("/completion", json={"prompt": {"prompt_string": "<__media__>", "multimodal_data": [b64(1)]}, "n_predict": 1})
         assert r.status_code == 200, r.text  # images still are
+
+
+@pytest.fixture(scope="module")
+def audio_embeddings(request):
+    return serve(request, "qwen2audio-embd", "-m", str(TEXT), "--mmproj", str(MMPROJ), "--embeddings", "--pooling", "mean",
+                 "-np", "2", "-c", "4096", "-b", "1024", "-ub", "1024")
+
+
+def test_embeddings_of_inputs_with_audio(audio_embeddings):
+    """input_audio parts and the native form are the same input; another clip, or none, another vector."""
+    clip, other = (base64.b64encode(wav(f)).decode() for f in (440, 880))
+    with audio_embeddings.client(timeout=120) as c:
+        r = c.post("/v1/embeddings", json={"input": [
+            {"content": [{"type": "text", "text": "What is this?"}, {"type": "input_audio", "input_audio": {"data": clip}}]},
+            {"prompt_string": "What is this?<__media__>", "multimodal_data": [clip]},
+            {"prompt_string": "What is this?<__media__>", "multimodal_data": [other]}, "What is this?"]})
+        n_text = len(c.post("/tokenize", json={"content": "What is this?"}).json()["tokens"])
+    assert r.status_code == 200, r.text
+    parts, same, different, plain = [d["embedding"] for d in r.json()["data"]]
+    assert parts == same and parts != different and parts != plain
+    assert r.json()["usage"]["prompt_tokens"] == 4 * n_text + 3 * N_AUDIO  # the clips' tokens counted
