@@ -1,5 +1,5 @@
-"""Images for the media tests: small PNGs of seeded random pixels, written with the standard library
-(no imaging package needed), and the projector they are read with."""
+"""Media for the media tests: small PNGs of seeded random pixels and WAVs of sine waves, written with the
+standard library (no imaging or audio package needed), and the projector they are read with."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def b64(seed: int) -> str:
 
 def data_uri(seed: int) -> str:
     return "data:image/png;base64," + b64(seed)
+
+
+def wav(freq: float = 440.0, seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """A mono 16-bit WAV of a sine wave, written with the standard library's `wave`."""
+    import io
+    import wave
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (12000 * np.sin(2 * np.pi * freq * t)).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return buf.getvalue()

@@ -22,7 +22,7 @@ import llama_cpp.llama_cpp as ll
 import llama_cpp.mtmd_cpp as mt
 import numpy as np
 
-from llamaserve.errors import InvalidRequest, MediaUnsupported, ServerError
+from llamaserve.errors import InvalidRequest, ServerError
 
 log = logging.getLogger("llamaserve.engine")
 
@@ -33,6 +33,14 @@ EMBD_CACHE_BYTES = 256 << 20  # encoded media kept for follow-up turns that carr
 class ProjectorLoadError(ServerError):
     status = 500
     type = "server_error"
+
+
+def looks_like_audio(data: bytes) -> bool:
+    """What libmtmd's helper takes for audio (and then decodes as such, never as an image): WAV, MP3, FLAC."""
+    if len(data) < 12:
+        return False
+    return ((data[:4] == b"RIFF" and data[8:12] == b"WAVE") or data[:3] == b"ID3"
+            or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0) or data[:4] == b"fLaC")
 
 
 def pseudo_id(key: str) -> int:
@@ -151,16 +159,18 @@ class Projector:
         try:
             for i, data in enumerate(media):
                 buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+                if looks_like_audio(data) and not self.audio:
+                    # libmtmd would refuse it too, but only as undecodable
+                    raise InvalidRequest(f"media {i}: this model does not take audio input (its projector has no audio encoder)")
                 bm = mt.mtmd_helper_bitmap_init_from_buf(self.ctx, buf, len(data), False)
                 if not bm:
+                    if looks_like_audio(data):
+                        raise InvalidRequest(f"media {i}: cannot decode the audio (formats: WAV, MP3, FLAC)")
                     raise InvalidRequest(f"media {i}: cannot decode it as an image{' or audio' if self.audio else ''} "
                                          "(formats: PNG, JPEG, BMP, GIF, ...; WAV, MP3, FLAC for audio)")
                 bitmaps.append(bm)
-                is_audio = bool(mt.mtmd_bitmap_is_audio(bm))
-                if is_audio and not self.audio:
-                    raise MediaUnsupported(f"media {i}", "audio")
-                if not is_audio and not self.vision:
-                    raise MediaUnsupported(f"media {i}")
+                if not mt.mtmd_bitmap_is_audio(bm) and not self.vision:
+                    raise InvalidRequest(f"media {i}: this model does not take images (its projector has no vision encoder)")
                 mt.mtmd_bitmap_set_id(bm, hashlib.sha256(data).hexdigest().encode())
             chunks = _Chunks(mt.mtmd_input_chunks_init())
             raw = text.encode("utf-8")
