@@ -70,20 +70,11 @@ def read_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
     return ReadTimeoutProtocol
 
 
-class _Stalled(Exception):
-    pass
-
-
-def _only_stalled(exc: BaseException) -> bool:
-    """exc is the write timeout, alone or in the exception groups of a task group (Starlette's
-    streaming responses send from one)."""
-    if isinstance(exc, _Stalled):
-        return True
-    return isinstance(exc, BaseExceptionGroup) and all(_only_stalled(e) for e in exc.exceptions)
-
-
 class WriteTimeout:
-    """Pure ASGI middleware: each send() of a response gets `seconds` to go out."""
+    """Pure ASGI middleware: each send() of a response gets `seconds` to go out, or its connection is
+    dropped. A timer per send rather than asyncio.wait_for, which would run each send in a task of its
+    own: an extra turn of the loop for every chunk, and a response could reach its client before the
+    request's own code (its log line, its latency) had run."""
 
     def __init__(self, app, seconds: float):
         self.app = app
@@ -92,22 +83,23 @@ class WriteTimeout:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
 
-        async def timed_send(message) -> None:
-            try:
-                await asyncio.wait_for(send(message), self.seconds)
-            except asyncio.TimeoutError:
-                raise _Stalled() from None
-
-        try:
-            await self.app(scope, receive, timed_send)
-        except BaseException as exc:
-            if not _only_stalled(exc):
-                raise
+        def stalled() -> None:
             log.warning("%s %s: the client read nothing for %g s (--timeout): response abandoned, connection closed",
                         scope["method"], scope["path"], self.seconds)
             # close() would wait for the buffered bytes to go out first, which is what never happens;
-            # aborting the connection also tells the handler's disconnect watcher, which cancels its tasks
+            # aborting ends the waiting send and tells the handler's disconnect watcher, which cancels
+            # the request's tasks
             abort = scope.get(ABORT_KEY)
             if abort is not None:
                 abort()
+
+        async def timed_send(message) -> None:
+            timer = loop.call_later(self.seconds, stalled)
+            try:
+                await send(message)
+            finally:
+                timer.cancel()
+
+        await self.app(scope, receive, timed_send)
