@@ -93,6 +93,7 @@ class Scheduler:
         self._wakers: list[concurrent.futures.Future] = []  # hold()s waiting for the model to load again
         self._t_active = time.monotonic()  # the end of the latest work: the idle clock starts there
         self.failure: ServerError | None = None  # set by lose(): the engine is gone, every request fails
+        self._kv_asleep: tuple[int, int, int] | None = None  # occupancy()'s KV figures while asleep
 
     # --- called from other threads ---
 
@@ -199,9 +200,15 @@ class Scheduler:
         """Busy and free slots, waiting tasks and KV cells in use, now (from any thread; see Occupancy)."""
         slots = self.slots
         busy = [s for s in slots if s.busy]
+        kv = self._kv_asleep if self.sleeping and self._kv_asleep is not None else self._kv_figures()
         return Occupancy(busy=len(busy), free=len(slots) - len(busy), queued=self.queued,
-                         kv_size=self.model.n_ctx if self.model is not None else 0,
-                         kv_tokens=sum(s.n_past - s.n_shared for s in slots), kv_tokens_busy=sum(s.n_past for s in busy))
+                         kv_size=kv[0], kv_tokens=kv[1], kv_tokens_busy=kv[2])
+
+    def _kv_figures(self) -> tuple[int, int, int]:
+        """KV cells: in all, held by the slots' sequences (a shared prefix once), held by busy slots."""
+        slots = self.slots
+        return (self.model.n_ctx if self.model is not None else 0, sum(s.n_past - s.n_shared for s in slots),
+                sum(s.n_past for s in slots if s.busy))
 
     def slot_states(self) -> list[SlotState]:
         """Each slot's state. Call it on the scheduler thread, through call(), for a consistent copy."""
@@ -361,6 +368,9 @@ class Scheduler:
         log.info("idle for %d s: unloading the model and its KV cache until a request needs them",
                  self.config.sleep_idle_seconds)
         self._waiting.clear()  # only cancelled tasks can be left there (the loop saw no work)
+        # what /metrics shows of the KV cache while asleep, as llama-server serves its metrics from a
+        # snapshot taken on entering sleep: a scrape of a sleeping server reads what it read just before
+        self._kv_asleep = self._kv_figures()
         self._unload()
         self.n_sleeps += 1
 

@@ -132,6 +132,18 @@ def test_metrics_while_asleep_report_the_last_work_once(sleepy):
         assert metric("tokens_predicted_total") == predicted  # totals survive the unload
 
 
+def test_metrics_asleep_equal_those_just_before_it(sleepy):
+    """As llama-server: a sleeping server's /metrics is the snapshot taken on entering sleep, the KV
+    gauges included (the cells are freed, but the cache the server had is what a balancer should see)."""
+    with sleepy.client() as c:
+        complete(c, n=4)
+        c.get("/metrics")  # takes the throughput window with the work
+        awake = c.get("/metrics").text
+        assert "llamacpp:kv_cache_tokens " in awake and "llamacpp:kv_cache_tokens 0" not in awake
+        wait_asleep(c)
+        assert c.get("/metrics").text == awake
+
+
 def test_a_generation_longer_than_the_idle_time_keeps_it_awake(sleepy):
     with sleepy.client() as c, sleepy.client() as watcher:
         complete(c)  # awake now, whatever happened since start-up
